@@ -1,0 +1,115 @@
+"""EngineConfig: every engine option, validated once, frozen afterwards.
+
+`Engine(model, **options)` builds one with :meth:`EngineConfig.from_options`; an unknown option or a
+value out of range is a :class:`ConfigError` before anything starts. Names follow vLLM where vLLM has
+one (`max_num_seqs`, `block_size`, `enable_prefix_caching`); `token_budget` is SARATHI's per-step token
+budget (vLLM's `max_num_batched_tokens`).
+
+Imports only the standard library and `errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTENTION_BACKENDS = ("auto", "torch", "triton")
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Options of one Engine. Plugins read the fields they understand and ignore the rest."""
+
+    model: str | None = None
+    """A Hugging Face checkpoint folder or a .gguf file; None is the bundled default model."""
+    scheduler: str = "sarathi"
+    """Batch policy by registered name: "sarathi" (default), "vllm", "orca", "static" or a plugin's."""
+    token_budget: int = 512
+    """Most tokens (decodes plus prefill chunks) that one step may carry."""
+    max_num_seqs: int | None = None
+    """Most requests running (holding KV blocks) at once; None is `min(128, token_budget)`."""
+    block_size: int = 16
+    """Tokens per KV-cache block."""
+    num_kv_blocks: int | None = None
+    """KV-cache size in blocks; None sizes it from `kv_cache_memory_fraction`."""
+    kv_cache_memory_fraction: float = 0.9
+    """Share of the memory left after loading the weights that the KV cache may take."""
+    max_model_len: int | None = None
+    """Longest prompt plus output; None takes the model's own limit."""
+    dtype: str = "auto"
+    device: str = "auto"
+    attention_backend: str = "auto"
+    pipeline_parallel_size: int = 1
+    """Pipeline stages; the engine keeps this many batches in flight."""
+    enable_prefix_caching: bool = False
+    seed: int = 0
+    """Seed of the sampler for requests that give no seed of their own."""
+    plugins: tuple[object, ...] = ()
+    """Plugin objects registered on this engine only (observers, factories, registries)."""
+    block_plugins: tuple[str, ...] = ()
+    """Plugin names never to register, bundled ones included."""
+    load_entrypoint_plugins: bool | tuple[str, ...] = False
+    """Load third-party plugins from the `sarathi_sdk` entry-point group: all (True), none (False),
+    or only those named."""
+
+    def __post_init__(self) -> None:
+        if self.max_num_seqs is None and _is_int(self.token_budget):
+            object.__setattr__(self, "max_num_seqs", min(128, self.token_budget))
+        for name in ("token_budget", "max_num_seqs", "block_size", "pipeline_parallel_size"):
+            _require_int(name, getattr(self, name), minimum=1)
+        for name in ("num_kv_blocks", "max_model_len"):
+            if getattr(self, name) is not None:
+                _require_int(name, getattr(self, name), minimum=1)
+        _require_int("seed", self.seed, minimum=0)
+        if self.max_num_seqs > self.token_budget:
+            raise ConfigError(
+                f"max_num_seqs ({self.max_num_seqs}) must not exceed token_budget ({self.token_budget}): "
+                "every running decode takes one token of the step's budget"
+            )
+        if not 0.0 < float(self.kv_cache_memory_fraction) <= 1.0:
+            raise ConfigError(f"kv_cache_memory_fraction must be in (0, 1], got {self.kv_cache_memory_fraction!r}")
+        _require_choice("dtype", self.dtype, DTYPES)
+        _require_choice("attention_backend", self.attention_backend, ATTENTION_BACKENDS)
+        if not isinstance(self.scheduler, str) or not self.scheduler:
+            raise ConfigError(f"scheduler must be a non-empty name, got {self.scheduler!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            object.__setattr__(self, "model", str(self.model))
+        object.__setattr__(self, "plugins", _as_tuple("plugins", self.plugins))
+        object.__setattr__(self, "block_plugins", _as_tuple("block_plugins", self.block_plugins))
+        if not isinstance(self.load_entrypoint_plugins, bool):
+            object.__setattr__(
+                self, "load_entrypoint_plugins", _as_tuple("load_entrypoint_plugins", self.load_entrypoint_plugins)
+            )
+
+    @classmethod
+    def from_options(cls, model: str | None = None, **options: Any) -> EngineConfig:
+        """Build a config from keyword options, naming the closest known option for a typo."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name in options:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown engine option {name!r}{hint}")
+        return cls(model=model, **options)
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_int(name: str, value: object, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+def _require_choice(name: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+def _as_tuple(name: str, value: object) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"{name} must be a list, got {value!r}")
+    return tuple(value)

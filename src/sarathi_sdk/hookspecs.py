@@ -1,0 +1,122 @@
+"""Hook specifications: the reference of every hook a sarathi-sdk plugin can implement.
+
+Three kinds of hook:
+
+- **factories** (`firstresult`) build one object at engine start; the bundled defaults are marked
+  `trylast`, so any user plugin that returns something wins;
+- **registries** let every plugin contribute named entries (`register(name, factory)`), as in
+  simonw/llm's `register_models`;
+- **observers** are told of engine events; an exception in one is logged and never reaches the engine.
+
+None is called per token. pluggy is synchronous: implementations are plain functions, never
+`async def`. An implementation may take fewer arguments than its spec names.
+
+Imports only pluggy and the contract modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .batch import ScheduledBatch
+    from .config import EngineConfig
+    from .metrics import EngineStats
+    from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, Tokenizer
+    from .plugins import PluginManager
+    from .request import RequestOutput
+    from .sampling import SamplingParams
+
+PROJECT = "sarathi_sdk"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[[str, Callable[..., Any]], None]
+
+
+# Factories: called once at engine start.
+
+
+@hookspec(firstresult=True)
+def sarathi_resolve_model(config: EngineConfig) -> str | None:
+    """Turn `config.model` into the checkpoint folder the backend and tokenizer load: the bundled
+    default model for None, a converted folder for a .gguf file. Return None to leave it as it is."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_backend(config: EngineConfig, plugin_manager: PluginManager) -> ModelBackend | None:
+    """Build the model backend. Skipped when `Engine(backend=...)` is given one."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_tokenizer(config: EngineConfig) -> Tokenizer | None:
+    """Build the tokenizer of `config.model`; None means prompts must be token ids."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_kv_cache_manager(config: EngineConfig, num_blocks: int) -> KVCacheManager | None:
+    """Build the KV-cache manager over `num_blocks` blocks of `config.block_size` tokens."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_batch_policy(
+    config: EngineConfig, kv_cache_manager: KVCacheManager, plugin_manager: PluginManager
+) -> BatchPolicy | None:
+    """Build the batch policy; the default looks `config.scheduler` up in the scheduler registry."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_sampler(config: EngineConfig) -> Any:
+    """Build the sampler the model backend runs on its device after each forward pass."""
+
+
+# Registries: every plugin may contribute.
+
+
+@hookspec
+def sarathi_register_schedulers(register: Register) -> None:
+    """`register(name, factory)`; `factory(config, kv_cache_manager)` returns a BatchPolicy and is
+    selected by `Engine(scheduler=name)`."""
+
+
+@hookspec
+def sarathi_register_model_architectures(register: Register) -> None:
+    """`register(architecture, factory)`, architecture as in config.json's "architectures"."""
+
+
+@hookspec
+def sarathi_register_attention_backends(register: Register) -> None:
+    """`register(name, factory)`; selected by `Engine(attention_backend=name)`."""
+
+
+# Observers: told of events, never able to break the engine.
+
+
+@hookspec
+def sarathi_on_engine_start(config: EngineConfig) -> None:
+    """The engine has started and accepts requests."""
+
+
+@hookspec
+def sarathi_on_request_added(
+    request_id: str, prompt_token_ids: Sequence[int], sampling_params: SamplingParams
+) -> None:
+    """A validated request joined the waiting queue."""
+
+
+@hookspec
+def sarathi_on_step_end(batch: ScheduledBatch, stats: EngineStats) -> None:
+    """A step's batch executed and its tokens were recorded."""
+
+
+@hookspec
+def sarathi_on_request_finished(request_id: str, output: RequestOutput) -> None:
+    """A request ended (stop, length or abort); `output` is its final output, with metrics."""
+
+
+@hookspec
+def sarathi_on_engine_stop(stats: EngineStats) -> None:
+    """The engine is closing; no more steps will run."""

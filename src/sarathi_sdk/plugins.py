@@ -1,0 +1,97 @@
+"""The per-engine plugin manager: bundled defaults, user objects, opt-in entry points.
+
+One `PluginManager` per Engine, never a module global. Registration order, lowest precedence first:
+the bundled plugins by module path (their factories are `trylast` as well), then allowed entry-point
+plugins of the group `sarathi_sdk`, then the objects passed as `Engine(plugins=[...])`. A name in
+`block_plugins` is never registered. A hook implementation with no specification (a misspelled hook)
+is refused with a `PluginError`.
+
+Imports pluggy, the standard library and the contract modules; the bundled plugins are imported by
+name at run time, so the core never imports model code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .config import EngineConfig
+from .errors import PluginError
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sarathi_sdk"
+BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models")
+
+
+class PluginManager:
+    """pluggy's manager with the engine's registration rules, registries and safe observer calls."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        for name in config.block_plugins:
+            self._pm.set_blocked(name)
+        try:
+            for module_name in BUNDLED_PLUGINS:
+                if not self._pm.is_blocked(module_name):
+                    self._pm.register(importlib.import_module(module_name), name=module_name)
+            self._load_entry_points(config.load_entrypoint_plugins)
+            for plugin in config.plugins:
+                self._pm.register(plugin)
+            self._pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError, ImportError) as exc:
+            raise PluginError(f"cannot load plugins: {exc}") from exc
+
+    @property
+    def hook(self) -> Any:
+        return self._pm.hook
+
+    def plugin_names(self) -> list[str]:
+        """Registered plugins, in registration order."""
+        return [name for name, plugin in self._pm.list_name_plugin() if plugin is not None]
+
+    def registry(self, hook_name: str) -> dict[str, Callable[..., Any]]:
+        """Collect every plugin's `register(name, factory)` calls of a registry hook.
+
+        Plugins registered later override earlier ones of the same name, so a user plugin can
+        replace a bundled entry.
+        """
+        entries: dict[str, Callable[..., Any]] = {}
+        caller = getattr(self._pm.hook, hook_name)
+        for impl in _call_order(caller):
+            impl.function(**_args(impl, {"register": entries.__setitem__}))
+        return entries
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook; an exception in one observer is logged and the others still run."""
+        caller = getattr(self._pm.hook, hook_name)
+        for impl in reversed(_call_order(caller)):
+            try:
+                impl.function(**_args(impl, kwargs))
+            except Exception:
+                logger.exception("observer %s of %s failed; the engine goes on", impl.plugin_name, hook_name)
+
+    def _load_entry_points(self, allowed: bool | tuple[str, ...]) -> None:
+        if allowed is True:
+            self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        elif allowed:
+            for name in allowed:
+                if self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name) == 0 and not (
+                    self._pm.is_blocked(name) or self._pm.has_plugin(name)
+                ):
+                    raise PluginError(f"no plugin named {name!r} in entry-point group {ENTRY_POINT_GROUP!r}")
+
+
+def _call_order(caller: Any) -> list[Any]:
+    """Plain implementations from lowest to highest precedence (pluggy calls them in reverse)."""
+    return [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
+
+
+def _args(impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {name: kwargs[name] for name in impl.argnames}

@@ -1,0 +1,92 @@
+"""SamplingParams: how one request picks its tokens, validated before admission.
+
+Field names and defaults follow vLLM so that code moves over unchanged. The sampler itself runs in the
+model backend, on the device; this module only describes and checks what is asked for.
+
+Imports only the standard library and `errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidRequestError
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Per-request sampling options; `temperature=0` is greedy."""
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    """-1 keeps every token."""
+    min_p: float = 0.0
+    seed: int | None = None
+    """Same seed, same tokens, whatever else runs in the batch."""
+    stop: tuple[str, ...] = ()
+    """Strings that end the output; the stop string itself is not emitted."""
+    stop_token_ids: tuple[int, ...] = ()
+    """Token ids that end the output (the token is emitted, as for EOS)."""
+    ignore_eos: bool = False
+    logprobs: int | None = None
+    """Return the log-probability of the sampled token and of the top-n tokens."""
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        object.__setattr__(self, "stop", _tuple_of("stop", self.stop, str))
+        object.__setattr__(self, "stop_token_ids", _tuple_of("stop_token_ids", self.stop_token_ids, int))
+        _check(_is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens must be an integer >= 1", self.max_tokens)
+        _check(_is_num(self.temperature) and self.temperature >= 0, "temperature must be >= 0", self.temperature)
+        _check(_is_num(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]", self.top_p)
+        _check(_is_int(self.top_k) and (self.top_k == -1 or self.top_k >= 1), "top_k must be -1 or >= 1", self.top_k)
+        _check(_is_num(self.min_p) and 0 <= self.min_p <= 1, "min_p must be in [0, 1]", self.min_p)
+        _check(self.seed is None or _is_int(self.seed), "seed must be an integer or None", self.seed)
+        _check(all(s for s in self.stop), "stop strings must be non-empty", self.stop)
+        _check(all(t >= 0 for t in self.stop_token_ids), "stop_token_ids must be >= 0", self.stop_token_ids)
+        _check(self.logprobs is None or (_is_int(self.logprobs) and self.logprobs >= 0),
+               "logprobs must be None or an integer >= 0", self.logprobs)
+        _check(_is_num(self.repetition_penalty) and self.repetition_penalty > 0,
+               "repetition_penalty must be > 0", self.repetition_penalty)
+        _check(_is_num(self.presence_penalty) and -2 <= self.presence_penalty <= 2,
+               "presence_penalty must be in [-2, 2]", self.presence_penalty)
+        _check(_is_num(self.frequency_penalty) and -2 <= self.frequency_penalty <= 2,
+               "frequency_penalty must be in [-2, 2]", self.frequency_penalty)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def needs_output_history(self) -> bool:
+        """Whether the sampler must see the tokens generated so far (the penalties do)."""
+        return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _check(ok: bool, message: str, value: object) -> None:
+    if not ok:
+        raise InvalidRequestError(f"{message}, got {value!r}")
+
+
+def _tuple_of(name: str, values: Iterable[object], kind: type) -> tuple:
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise InvalidRequestError(f"{name} must be a list of {kind.__name__}, got {values!r}") from None
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):
+        raise InvalidRequestError(f"{name} must be a list of {kind.__name__}, got {values!r}")
+    return items

@@ -1,0 +1,94 @@
+"""FakeBackend: a deterministic model backend with no model, for testing plugins and apps.
+
+It honours the batch contract exactly. It keeps a real paged "KV cache" of token ids: each chunk and
+decode writes its tokens into the slots its block table names, and reads its whole context back
+through the block table before choosing a token. The chosen token is a hash of that context, so a
+wrong block table, a block shared by two live requests or a chunk out of order changes the output or
+raises, instead of passing silently. Same context, same token: whatever the batch composition.
+
+Imports only the standard library and the contract modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from .batch import ScheduledBatch, StepOutput
+from .config import EngineConfig
+from .interfaces import KVCacheSpec
+
+
+class FakeBackendError(RuntimeError):
+    """The batch broke the contract (a slot read before it was written), or failure was requested."""
+
+
+class FakeBackend:
+    """`execute` sleeps `step_delay` seconds per step and raises at step `fail_at_step` (1-based)."""
+
+    def __init__(
+        self,
+        vocab_size: int = 1000,
+        step_delay: float = 0.0,
+        fail_at_step: int | None = None,
+        num_blocks: int = 1024,
+        max_model_len: int | None = None,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.step_delay = step_delay
+        self.fail_at_step = fail_at_step
+        self._num_blocks = num_blocks
+        self._max_model_len = max_model_len
+        self._block_size = 0
+        self._cache: list[list[int | None]] = []
+        self.num_steps = 0
+        self.batches: list[ScheduledBatch] = []
+        """Every batch executed, for tests that inspect what the policy formed."""
+
+    def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
+        return KVCacheSpec(
+            bytes_per_block=config.block_size * 8,
+            num_blocks=self._num_blocks,
+            max_model_len=self._max_model_len,
+            vocab_size=self.vocab_size,
+        )
+
+    def start(self, config: EngineConfig, num_blocks: int) -> None:
+        self._block_size = config.block_size
+        self._cache = [[None] * config.block_size for _ in range(num_blocks)]
+
+    def execute(self, batch: ScheduledBatch) -> StepOutput:
+        self.num_steps += 1
+        self.batches.append(batch)
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        if self.fail_at_step is not None and self.num_steps >= self.fail_at_step:
+            raise FakeBackendError(f"failure requested at step {self.fail_at_step}")
+        sampled: dict[str, int] = {}
+        for chunk in batch.prefills:
+            self._write(chunk.block_table, chunk.start_pos, chunk.token_ids)
+            if chunk.is_last_chunk:
+                end = chunk.start_pos + len(chunk.token_ids)
+                sampled[chunk.request_id] = self._next_token(chunk.block_table, end)
+        for slot in batch.decodes:
+            self._write(slot.block_table, slot.position, (slot.token_id,))
+            sampled[slot.request_id] = self._next_token(slot.block_table, slot.position + 1)
+        return StepOutput(step_id=batch.step_id, sampled=sampled)
+
+    def close(self) -> None:
+        self._cache = []
+
+    def _write(self, block_table: tuple[int, ...], start: int, token_ids: tuple[int, ...]) -> None:
+        for offset, token_id in enumerate(token_ids):
+            block, slot = divmod(start + offset, self._block_size)
+            self._cache[block_table[block]][slot] = token_id
+
+    def _next_token(self, block_table: tuple[int, ...], length: int) -> int:
+        context: list[int | None] = []
+        for block in range(-(-length // self._block_size)):
+            context.extend(self._cache[block_table[block]])
+        context = context[:length]
+        if None in context:
+            raise FakeBackendError(f"position {context.index(None)} read before it was written")
+        digest = hashlib.blake2b(repr(context).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") % self.vocab_size

@@ -1,0 +1,31 @@
+"""Shared test helpers: requests built the way the engine builds them."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from sarathi_sdk import Request, SamplingParams
+
+_arrivals = itertools.count()
+
+
+def make_request(
+    request_id: str, prompt_len: int, max_tokens: int = 16, priority: int = 0, **params: object
+) -> Request:
+    """A request whose prompt is `prompt_len` distinct token ids, arriving after every earlier one."""
+    index = next(_arrivals)
+    return Request(
+        request_id=request_id,
+        prompt_token_ids=tuple((index * 7919 + i) % 1000 + 1 for i in range(prompt_len)),
+        sampling_params=SamplingParams(max_tokens=max_tokens, **params),
+        arrival_time=float(index),
+        arrival_index=index,
+        priority=priority,
+    )
+
+
+@pytest.fixture
+def request_factory():
+    return make_request

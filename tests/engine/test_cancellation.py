@@ -1,0 +1,82 @@
+"""Leaving a stream early aborts its request and frees its KV blocks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sarathi_sdk import SamplingParams
+from tests.engine.conftest import TIMEOUT, fake_engine, wait_for
+
+
+def all_free(engine) -> bool:
+    s = engine.stats()
+    return s.kv_blocks_free == s.kv_blocks_total and s.num_running == 0 and s.num_waiting == 0
+
+
+async def test_break_out_of_async_for_frees_every_block():
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            async for out in engine.generate(list(range(1, 100)), SamplingParams(max_tokens=1000)):
+                assert engine.stats().kv_blocks_free < engine.stats().kv_blocks_total
+                break
+            await wait_for(lambda: all_free(engine))
+
+
+async def test_aclose_aborts_and_frees():
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            stream = engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000))
+            await anext(stream)
+            await stream.aclose()
+            await wait_for(lambda: all_free(engine))
+
+
+async def test_cancelling_the_consuming_task_aborts_and_frees():
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            started = asyncio.Event()
+
+            async def consume():
+                async for _ in engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000)):
+                    started.set()
+
+            task = asyncio.create_task(consume())
+            await started.wait()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await wait_for(lambda: all_free(engine))
+            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
+            assert done.finish_reason == "length"
+
+
+async def test_abort_by_id_ends_the_stream_with_abort():
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000), request_id="victim")
+            await anext(stream)
+            await engine.abort("victim")
+            outputs = [o async for o in stream]
+            assert outputs[-1].finished and outputs[-1].finish_reason == "abort"
+            assert outputs[-1].metrics is not None
+            await wait_for(lambda: all_free(engine))
+
+
+async def test_cancelling_one_stream_leaves_the_others_intact():
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.001) as engine:
+            alone = await engine.complete([4, 4, 4], SamplingParams(max_tokens=30))
+            keep = asyncio.create_task(engine.complete([4, 4, 4], SamplingParams(max_tokens=30)))
+            async for _ in engine.generate([8, 8], SamplingParams(max_tokens=1000)):
+                break
+            assert (await keep).token_ids == alone.token_ids
+
+
+async def test_close_ends_open_streams_with_abort():
+    async with asyncio.timeout(TIMEOUT):
+        engine = fake_engine(step_delay=0.002)
+        await engine.start()
+        stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000))
+        await anext(stream)
+        await engine.close()
+        outputs = [o async for o in stream]
+        assert outputs[-1].finish_reason == "abort"
