@@ -4,12 +4,14 @@ Blocks are handed out as a prefill advances, chunk by chunk, never for a whole p
 long prompt holds only the memory it has filled. Allocation is all-or-nothing: when the free blocks do
 not cover a request's growth, nothing changes and the policy decides whom to preempt.
 
+The free list is a stack: the block freed last is handed out first. A backend may allocate its cache
+lazily (the CPU one does, through calloc), so reusing warm blocks keeps resident memory at the peak
+number of blocks in use instead of creeping over the whole cache as a queue would.
+
 Pure Python; imports only the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 from sarathi_sdk import Request
 
@@ -22,7 +24,7 @@ class PagedBlockManager:
             raise ValueError(f"need at least one block of at least one token, got {num_blocks} x {block_size}")
         self._block_size = block_size
         self._num_blocks = num_blocks
-        self._free: deque[int] = deque(range(num_blocks))
+        self._free: list[int] = list(range(num_blocks - 1, -1, -1))
 
     @property
     def block_size(self) -> int:
@@ -44,9 +46,9 @@ class PagedBlockManager:
         needed = self.blocks_needed(request, num_new_tokens)
         if needed > len(self._free):
             return False
-        request.block_table.extend(self._free.popleft() for _ in range(needed))
+        request.block_table.extend(self._free.pop() for _ in range(needed))
         return True
 
     def free(self, request: Request) -> None:
-        self._free.extend(request.block_table)
+        self._free.extend(reversed(request.block_table))
         request.block_table.clear()

@@ -1,12 +1,14 @@
 """What every bundled batch policy shares: the queues, admission bookkeeping, preemption, update.
 
-A policy subclasses `PolicyBase` and writes only `schedule()`. The queues:
+A policy subclasses `PolicyBase` and writes only `schedule()`. The queues, both kept sorted by
+`sort_key` (see `ordering`: arrival, or priority then arrival):
 
-- `waiting`: requests not holding KV blocks, served from the left; a preempted request is put back at
-  the left so it is the next to run again.
-- `running`: requests holding KV blocks, ordered by `sort_key` (arrival, or priority then arrival).
+- `waiting`: requests not holding KV blocks, served from the front. A preempted request goes back in
+  at its key's place, which under FCFS is the front: it is the next to run again.
+- `running`: requests holding KV blocks.
 
-Preemption is by recompute (as in vLLM and Sarathi-Serve): the victim's blocks are freed and its whole
+When the cache is full, a request preempts the running requests behind it in key order, the last
+first, never one ahead of it (see `allocate_or_preempt`). Preemption is by recompute (as in vLLM and Sarathi-Serve): the victim's blocks are freed and its whole
 context, prompt and generated tokens, is prefilled again when it returns. A request that is part of an
 executing batch (`in_flight`) is never scheduled, preempted or freed until `update` sees its batch.
 
@@ -16,8 +18,7 @@ Pure Python; imports only the public `sarathi_sdk` API.
 from __future__ import annotations
 
 import bisect
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sarathi_sdk import (
     EngineConfig,
@@ -30,6 +31,8 @@ from sarathi_sdk import (
     StepOutput,
 )
 
+from .ordering import ORDERS
+
 
 class PolicyBase:
     """Queues and bookkeeping; subclasses decide what each step carries."""
@@ -37,22 +40,22 @@ class PolicyBase:
     def __init__(self, config: EngineConfig, kv_cache_manager: KVCacheManager) -> None:
         self.config = config
         self.kv = kv_cache_manager
-        self.waiting: deque[Request] = deque()
+        self.sort_key = ORDERS[config.policy_order]
+        """Order of service: smallest key first; the largest running key is the preemption victim."""
+        self.waiting: list[Request] = []
         self.running: list[Request] = []
         self._requests: dict[str, Request] = {}
         self._aborted_in_flight: dict[str, Request] = {}
         self._step_id = 0
         self._num_preemptions = 0
-
-    @staticmethod
-    def sort_key(request: Request) -> tuple[int, ...]:
-        """Order of service; the largest key is the preemption victim. FCFS: arrival."""
-        return (request.arrival_index,)
+        self.cache_ran_short = False
+        """Some allocation failed since the policy last cleared this (at the start of its step): a
+        policy then admits nobody new, whose blocks the requests already running need first."""
 
     def add(self, request: Request) -> None:
         request.status = RequestStatus.WAITING
         self._requests[request.request_id] = request
-        self.waiting.append(request)
+        bisect.insort(self.waiting, request, key=self.sort_key)
 
     def abort(self, request_id: str) -> Request | None:
         request = self._requests.pop(request_id, None)
@@ -77,13 +80,17 @@ class PolicyBase:
 
     def update(self, batch: ScheduledBatch, output: StepOutput) -> list[Request]:
         finished: list[Request] = []
+        sampled = output.sampled
         for chunk in batch.prefills:
-            self._advance(chunk.request_id, len(chunk.token_ids), chunk.is_last_chunk, output, finished)
+            self._advance(chunk.request_id, len(chunk.token_ids), chunk.is_last_chunk, sampled, finished)
         for slot in batch.decodes:
-            self._advance(slot.request_id, 1, True, output, finished)
+            self._advance(slot.request_id, 1, True, sampled, finished)
+        if finished:
+            # one pass over `running` however many finished, instead of a remove() each
+            self.running = [r for r in self.running if r.status is RequestStatus.RUNNING]
         return finished
 
-    def _advance(self, request_id: str, num_tokens: int, samples: bool, output: StepOutput,
+    def _advance(self, request_id: str, num_tokens: int, samples: bool, sampled: Mapping[str, int],
                  finished: list[Request]) -> None:
         request = self._requests.get(request_id)
         if request is None:
@@ -94,50 +101,70 @@ class PolicyBase:
         request.in_flight = False
         request.num_computed_tokens += num_tokens
         if samples:
-            reason = request.append_token(output.sampled[request_id])
+            reason = request.append_token(sampled[request_id])
             if reason is not None:
                 request.finish(reason)
-                self.running.remove(request)
                 del self._requests[request_id]
                 self.kv.free(request)
                 finished.append(request)
 
     def admit(self, request: Request) -> None:
-        """Move the head of `waiting` into `running`; its first chunk is already allocated."""
+        """Move the head of `waiting` into `running`; its first tokens are already allocated."""
         self.waiting.remove(request)
         request.status = RequestStatus.RUNNING
         bisect.insort(self.running, request, key=self.sort_key)
 
     def preempt(self, request: Request) -> None:
-        """Free the request's blocks and put it first in line to be recomputed."""
+        """Free the request's blocks and queue it, at its key's place, to be recomputed."""
         self.running.remove(request)
         self.kv.free(request)
         request.num_computed_tokens = 0
         request.status = RequestStatus.WAITING
         request.num_preemptions += 1
         self._num_preemptions += 1
-        self.waiting.appendleft(request)
+        bisect.insort(self.waiting, request, key=self.sort_key)
 
     def allocate_or_preempt(self, request: Request, num_new_tokens: int, scheduled: set[str]) -> bool:
-        """Allocate for a running request, preempting the youngest unscheduled running requests while
-        the cache is full. False when the request itself was the youngest and got preempted."""
+        """Allocate for a running request, preempting while the cache is full the running requests
+        that come after it in key order, largest key first. Only those: a request never loses its
+        blocks to one behind it, so the request at the head of the order always advances.
+
+        When every request behind it is in flight or already scheduled this step, it waits a step,
+        keeping its blocks (they can be preempted once they come back; preempting itself instead
+        would let two requests evict each other forever across a pipeline). When nobody is behind it,
+        it is itself preempted. False when it got nothing."""
         while not self.kv.allocate(request, num_new_tokens):
-            victim = max(
-                (r for r in self.running if not r.in_flight and r.request_id not in scheduled),
-                key=self.sort_key,
-            )
+            self.cache_ran_short = True
+            victim = self._victim(request, scheduled)
+            if victim is None:
+                return False
             self.preempt(victim)
             if victim is request:
                 return False
         return True
 
+    def _victim(self, request: Request, scheduled: set[str]) -> Request | None:
+        """The largest-key running request behind `request` that is free to lose its blocks; the
+        request itself when nobody is behind it; None when all behind it are busy this step."""
+        # `running` is sorted by key: the victim is near the end, so this rarely walks far
+        for candidate in reversed(self.running):
+            if candidate is request:
+                return request if candidate is self.running[-1] else None
+            if not candidate.in_flight and candidate.request_id not in scheduled:
+                return candidate
+        raise RuntimeError(f"request {request.request_id} is not running; only running requests allocate")
+
     def build_batch(self, prefills: Iterable[tuple[Request, int]], decodes: Iterable[Request]) -> ScheduledBatch:
         """Freeze the step's chunks and decode slots and mark their requests in flight."""
-        chunks = tuple(request.prefill_chunk(num_tokens) for request, num_tokens in prefills)
-        slots = tuple(request.decode_slot() for request in decodes)
+        chunks = []
+        for request, num_tokens in prefills:
+            chunks.append(request.prefill_chunk(num_tokens))
+            request.in_flight = True
+        slots = []
+        for request in decodes:
+            slots.append(request.decode_slot())
+            request.in_flight = True
         if not chunks and not slots:
             return ScheduledBatch(step_id=self._step_id)
-        for item in chunks + slots:
-            self._requests[item.request_id].in_flight = True
         self._step_id += 1
-        return ScheduledBatch(step_id=self._step_id, prefills=chunks, decodes=slots)
+        return ScheduledBatch(step_id=self._step_id, prefills=tuple(chunks), decodes=tuple(slots))

@@ -1,69 +1,107 @@
-"""The SARATHI policy: decode-maximal batching with chunked prefills under one token budget.
+"""The SARATHI policy (the default): decode-maximal batching with chunked prefills under one token budget.
 
-Each step, in this order (Sarathi-Serve's stall-free batching):
+Reproduces SARATHI (arXiv 2308.16369) in the stall-free form of Sarathi-Serve (OSDI'24, arXiv
+2403.02310). Each step, in this order:
 
 1. every running decode, one token each: decodes are never paused for a prefill;
-2. running requests part-way through their prompt, each chunk `min(remaining, budget left)`;
-3. waiting requests in order, the same way, while the budget, `max_num_seqs` and the KV cache allow.
+2. running requests part-way through their prompt, in `sort_key` order, each chunk sized by
+   `ChunkRule` (budget left, `long_prefill_token_threshold`, the dynamic chunk schedule);
+3. waiting requests in `sort_key` order, the same way, while the budget, `max_num_seqs`, the KV cache
+   and `max_num_partial_prefills` allow. The first waiting request that does not fit stops admission
+   (no skipping ahead, so no one starves).
 
-The budget left after the decodes is clamped at zero. When the KV cache cannot hold a running
-request's next tokens, the youngest running request is preempted, and no new request is admitted that
-step. A new request whose first chunk does not fit waits at the head of the queue; it cannot wait
-forever, because blocks only return as running requests finish or are preempted, and the engine
-refuses at admission any request that would not fit in the whole cache.
+A prompt is *partial* from the step that schedules its first chunk until the step that schedules its
+last. A waiting request whose first chunk would leave it partial is admitted only while fewer than
+`max_num_partial_prefills` prompts are partial; one whose whole prompt fits in the step always is.
+
+Decodes never exceed the budget (`max_num_seqs <= token_budget`), so a step never carries more than
+`token_budget` tokens. When the KV cache cannot hold a running request's next tokens, the running
+requests behind it in key order are preempted, the last first (recompute; `allocate_or_preempt`),
+and no new request is admitted that step, so the blocks go to requests already running. Across a pipeline, a decode whose blocks can only come from
+requests in flight waits one step: the one exception to "every running decode, every step". A
+waiting request whose first chunk does not fit waits at the head of the queue; blocks only return as
+running requests finish or are preempted, and the engine refuses at admission any request that would
+not fit in the whole cache, so it cannot wait forever.
 
 Pure Python; imports only the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
 
-from sarathi_sdk import Request, RequestStatus, ScheduledBatch
+from sarathi_sdk import EngineConfig, KVCacheManager, Request, RequestStatus, ScheduledBatch
 
+from .chunking import ChunkRule
 from .policy_base import PolicyBase
+
+RUNNING = RequestStatus.RUNNING
 
 
 class SarathiPolicy(PolicyBase):
+    def __init__(self, config: EngineConfig, kv_cache_manager: KVCacheManager) -> None:
+        super().__init__(config, kv_cache_manager)
+        self.chunks = ChunkRule(config)
+        self._partial: set[str] = set()
+        """Running requests whose last prefill chunk has not been scheduled yet."""
+
     def schedule(self) -> ScheduledBatch:
+        self._forget_stale_partials()
+        self.cache_ran_short = False
         scheduled: set[str] = set()
-        preemptions_before = self._num_preemptions
         decodes: list[Request] = []
-        for request in list(self.running):
-            if self._ready(request, scheduled) and request.is_decode:
-                if self.allocate_or_preempt(request, 1, scheduled):
-                    decodes.append(request)
-                    scheduled.add(request.request_id)
-        budget = max(0, self.config.token_budget - len(decodes))
+        prefilling: list[Request] = []
+        for request in [r for r in self.running if not r.in_flight]:
+            if request.status is not RUNNING:
+                continue  # preempted by an earlier decode of this step
+            if not request.is_decode:
+                prefilling.append(request)
+            elif self.allocate_or_preempt(request, 1, scheduled):
+                decodes.append(request)
+                scheduled.add(request.request_id)
+        num_batched = len(decodes)
 
         prefills: list[tuple[Request, int]] = []
-        for request in list(self.running):
-            if budget == 0:
+        for request in prefilling:
+            if num_batched >= self.config.token_budget:
                 break
-            if self._ready(request, scheduled):
-                num_tokens = self.chunk_size(request, budget)
-                if self.allocate_or_preempt(request, num_tokens, scheduled):
-                    prefills.append((request, num_tokens))
-                    scheduled.add(request.request_id)
-                    budget -= num_tokens
-
-        if self._num_preemptions == preemptions_before:
-            while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
-                request = self.waiting[0]
-                num_tokens = self.chunk_size(request, budget)
-                if not self.kv.allocate(request, num_tokens):
-                    break
-                self.admit(request)
+            if request.status is not RUNNING:
+                continue
+            num_tokens = self.chunks.chunk_size(request, num_batched)
+            if num_tokens and self.allocate_or_preempt(request, num_tokens, scheduled):
+                self._record_chunk(request, num_tokens)
                 prefills.append((request, num_tokens))
-                budget -= num_tokens
+                scheduled.add(request.request_id)
+                num_batched += num_tokens
+
+        if not self.cache_ran_short:
+            self._admit_waiting(prefills, num_batched)
         return self.build_batch(prefills, decodes)
 
-    def chunk_size(self, request: Request, budget: int) -> int:
-        """Tokens of this request's prefill to run now."""
-        return min(request.num_uncomputed_tokens, budget)
+    def _admit_waiting(self, prefills: list[tuple[Request, int]], num_batched: int) -> None:
+        max_partial = self.config.max_num_partial_prefills
+        while (self.waiting and num_batched < self.config.token_budget
+               and len(self.running) < self.config.max_num_seqs):
+            request = self.waiting[0]
+            num_tokens = self.chunks.chunk_size(request, num_batched)
+            if num_tokens == 0:
+                break
+            leaves_partial = num_tokens < request.num_uncomputed_tokens
+            if leaves_partial and max_partial is not None and len(self._partial) >= max_partial:
+                break
+            if not self.kv.allocate(request, num_tokens):
+                break
+            self.admit(request)
+            self._record_chunk(request, num_tokens)
+            prefills.append((request, num_tokens))
+            num_batched += num_tokens
 
-    @staticmethod
-    def _ready(request: Request, scheduled: set[str]) -> bool:
-        return (
-            request.status is RequestStatus.RUNNING
-            and not request.in_flight
-            and request.request_id not in scheduled
-        )
+    def _record_chunk(self, request: Request, num_tokens: int) -> None:
+        if num_tokens < request.num_uncomputed_tokens:
+            self._partial.add(request.request_id)
+        else:
+            self._partial.discard(request.request_id)
+
+    def _forget_stale_partials(self) -> None:
+        """Drop partial prompts that were preempted, aborted or finished since they were recorded."""
+        requests = self._requests
+        stale = [rid for rid in self._partial if rid not in requests or requests[rid].status is not RUNNING]
+        self._partial.difference_update(stale)

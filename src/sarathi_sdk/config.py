@@ -19,7 +19,8 @@ from typing import Any
 from .errors import ConfigError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-ATTENTION_BACKENDS = ("auto", "torch", "triton")
+POLICY_ORDERS = ("fcfs", "priority")
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -33,6 +34,29 @@ class EngineConfig:
     """Most tokens (decodes plus prefill chunks) that one step may carry."""
     max_num_seqs: int | None = None
     """Most requests running (holding KV blocks) at once; None is `min(128, token_budget)`."""
+    policy_order: str = "fcfs"
+    """Order of the waiting queue and of preemption victims: "fcfs" (arrival) or "priority" (lower
+    `generate(priority=...)` first, as in vLLM, then arrival). Every bundled policy honours it."""
+    max_num_partial_prefills: int | None = None
+    """Most prompts that may be part-way through their prefill at once ("sarathi" only); a prompt whose
+    last chunk fits in the step still starts. None: no limit."""
+    long_prefill_token_threshold: int | None = None
+    """Most prefill tokens one request may take in one step ("sarathi" only), so a long prompt cannot
+    take the whole budget from shorter ones. None: only the budget limits it."""
+    enable_dynamic_chunking_schedule: bool = False
+    """Shrink a prompt's chunks as its cached context grows ("sarathi" only), as Sarathi-Serve's option
+    of the same name: a chunk attending to a long context costs more per token, so later chunks get a
+    smaller share of the step, keeping step times uniform."""
+    low_chunk_size: int | None = None
+    """Smallest step size of the dynamic schedule (the largest is `token_budget`); at least
+    `max_num_seqs`, so a prefill always gets a token next to a full set of decodes. None:
+    `max(max_num_seqs, token_budget // 4)`."""
+    chunk_schedule_max_tokens: int = 4096
+    """Context length over which the dynamic schedule descends from `token_budget` to `low_chunk_size`;
+    longer contexts keep the smallest size."""
+    chunk_schedule_stages: int = 4
+    """Number of chunk sizes in the dynamic schedule, evenly spaced from `token_budget` down to
+    `low_chunk_size`."""
     block_size: int = 16
     """Tokens per KV-cache block."""
     num_kv_blocks: int | None = None
@@ -44,6 +68,7 @@ class EngineConfig:
     dtype: str = "auto"
     device: str = "auto"
     attention_backend: str = "auto"
+    """"auto", "torch", "triton", or a name a plugin registers."""
     pipeline_parallel_size: int = 1
     """Pipeline stages; the engine keeps this many batches in flight."""
     enable_prefix_caching: bool = False
@@ -71,12 +96,13 @@ class EngineConfig:
                 f"max_num_seqs ({self.max_num_seqs}) must not exceed token_budget ({self.token_budget}): "
                 "every running decode takes one token of the step's budget"
             )
+        self._check_policy_options()
         if not 0.0 < float(self.kv_cache_memory_fraction) <= 1.0:
             raise ConfigError(f"kv_cache_memory_fraction must be in (0, 1], got {self.kv_cache_memory_fraction!r}")
         _require_choice("dtype", self.dtype, DTYPES)
-        _require_choice("attention_backend", self.attention_backend, ATTENTION_BACKENDS)
-        if not isinstance(self.scheduler, str) or not self.scheduler:
-            raise ConfigError(f"scheduler must be a non-empty name, got {self.scheduler!r}")
+        for name in ("scheduler", "attention_backend"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} must be a non-empty name, got {getattr(self, name)!r}")
         if self.model is not None and not isinstance(self.model, str):
             object.__setattr__(self, "model", str(self.model))
         object.__setattr__(self, "plugins", _as_tuple("plugins", self.plugins))
@@ -84,6 +110,27 @@ class EngineConfig:
         if not isinstance(self.load_entrypoint_plugins, bool):
             object.__setattr__(
                 self, "load_entrypoint_plugins", _as_tuple("load_entrypoint_plugins", self.load_entrypoint_plugins)
+            )
+
+    def _check_policy_options(self) -> None:
+        _require_choice("policy_order", self.policy_order, POLICY_ORDERS)
+        for name in ("max_num_partial_prefills", "long_prefill_token_threshold"):
+            if getattr(self, name) is not None:
+                _require_int(name, getattr(self, name), minimum=1)
+        if not isinstance(self.enable_dynamic_chunking_schedule, bool):
+            raise ConfigError(
+                f"enable_dynamic_chunking_schedule must be True or False, got {self.enable_dynamic_chunking_schedule!r}"
+            )
+        _require_int("chunk_schedule_max_tokens", self.chunk_schedule_max_tokens, minimum=1)
+        _require_int("chunk_schedule_stages", self.chunk_schedule_stages, minimum=1)
+        if self.low_chunk_size is None:
+            object.__setattr__(self, "low_chunk_size", max(self.max_num_seqs, self.token_budget // 4))
+        _require_int("low_chunk_size", self.low_chunk_size, minimum=1)
+        if not self.max_num_seqs <= self.low_chunk_size <= self.token_budget:
+            raise ConfigError(
+                f"low_chunk_size ({self.low_chunk_size}) must lie between max_num_seqs ({self.max_num_seqs}) "
+                f"and token_budget ({self.token_budget}): a smaller step could be filled by decodes alone "
+                "and a prompt would never advance"
             )
 
     @classmethod

@@ -21,7 +21,7 @@ def test_defaults_are_valid_and_max_num_seqs_follows_a_small_budget():
         {"kv_cache_memory_fraction": 0},
         {"kv_cache_memory_fraction": 1.5},
         {"dtype": "float8"},
-        {"attention_backend": "flash"},
+        {"attention_backend": ""},
         {"scheduler": ""},
         {"plugins": "not-a-list"},
         {"seed": -1},

@@ -71,3 +71,11 @@ def test_plugin_builds_manager_from_config():
     kv = sarathi_make_kv_cache_manager(EngineConfig(block_size=8), num_blocks=5)
     assert isinstance(kv, KVCacheManager)
     assert (kv.block_size, kv.num_blocks, kv.num_free_blocks()) == (8, 5, 5)
+
+
+def test_the_block_freed_last_is_reused_first():
+    kv = PagedBlockManager(num_blocks=8, block_size=4)
+    a, b = make_request("a", 8), make_request("b", 8)
+    assert kv.allocate(a, 8) and a.block_table == [0, 1]
+    kv.free(a)
+    assert kv.allocate(b, 8) and b.block_table == [0, 1]

@@ -1,0 +1,109 @@
+"""TorchModelBackend: the `ModelBackend` that runs Llama-family checkpoints with torch.
+
+Lifecycle, as the engine drives it: construction loads the weights (`config.model` is already a
+checkpoint folder), `kv_cache_spec` says how many KV blocks fit, `start` allocates them, `execute` runs
+one step per call (on a worker thread), `close` drops the tensors. One step: flatten the batch into
+token/position tensors and an `AttentionContext`, run the model with the context bound, compute logits
+only at the positions that sample, and sample on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from sarathi_sdk import ConfigError, EngineConfig, KVCacheSpec, ScheduledBatch, StepOutput
+
+from .device import resolve_device, resolve_dtype
+from .inputs import build_step_inputs
+from .kv_cache import allocate_kv_cache, kv_cache_spec
+from .loader import load_model
+from .protocols import AttentionBackend, CausalLM, TokenSampler
+from .sampler import Sampler
+
+Factory = Callable[..., Any]
+
+
+class TorchModelBackend:
+    """Runs `config.model` on `config.device` in `config.dtype`; see the module docstring.
+
+    `architectures` and `attention_backends` are the registries (name -> factory) that plugins
+    contribute to; `sampler` is what `sarathi_make_sampler` built. Each defaults to the bundled ones,
+    so the backend can be built directly, without an engine.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        architectures: Mapping[str, Factory] | None = None,
+        attention_backends: Mapping[str, Factory] | None = None,
+        sampler: TokenSampler | None = None,
+    ) -> None:
+        if config.model is None:
+            raise ConfigError("the torch backend needs a checkpoint folder; config.model is None")
+        if architectures is None or attention_backends is None:
+            from .hooks import bundled_registry
+
+            architectures = architectures if architectures is not None else bundled_registry("architectures")
+            attention_backends = (
+                attention_backends if attention_backends is not None else bundled_registry("attention_backends")
+            )
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.attention: AttentionBackend = _attention_backend(config, attention_backends)
+        self.sampler: TokenSampler = sampler if sampler is not None else Sampler(seed=config.seed)
+        self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
+        self.block_size = config.block_size
+        self._started = False
+
+    def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
+        return kv_cache_spec(self.model.config, config, self.device, self.dtype)
+
+    def start(self, config: EngineConfig, num_blocks: int) -> None:
+        """Allocate `num_blocks` KV blocks of `config.block_size` tokens and attach them to the layers."""
+        self.block_size = config.block_size
+        caches = allocate_kv_cache(self.model.config, num_blocks, config.block_size, self.device, self.dtype)
+        self.model.attach(caches, self.attention)
+        self._started = True
+
+    def execute(self, batch: ScheduledBatch) -> StepOutput:
+        if not self._started:
+            raise RuntimeError("execute() outside start() .. close(): no KV cache is allocated")
+        if batch.is_empty:
+            return StepOutput(step_id=batch.step_id, sampled={})
+        with torch.inference_mode():
+            inputs = build_step_inputs(batch, self.block_size, self.device)
+            self.attention.prepare(inputs.context)
+            with self.model.context.bind(inputs.context):
+                hidden = self.model(inputs.input_ids, inputs.positions)  # [T, H]
+            if not inputs.sample_rows:
+                return StepOutput(step_id=batch.step_id, sampled={})
+            logits = self.model.compute_logits(hidden[inputs.sample_indices])  # [S, V] fp32
+            result = self.sampler(logits, inputs.sample_rows)
+        ids = [row.request_id for row in inputs.sample_rows]
+        return StepOutput(
+            step_id=batch.step_id,
+            sampled=dict(zip(ids, result.token_ids)),
+            logprobs={rid: lp for rid, lp in zip(ids, result.logprobs) if lp is not None},
+        )
+
+    def close(self) -> None:
+        """Drop the weights and the KV cache (the layers hold it); the backend cannot run again."""
+        self._started = False
+        self.__dict__.pop("model", None)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _attention_backend(config: EngineConfig, registry: Mapping[str, Factory]) -> AttentionBackend:
+    """`config.attention_backend` from the registry; "auto" is "torch" for now."""
+    name = "torch" if config.attention_backend == "auto" else config.attention_backend
+    factory = registry.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"no attention backend named {name!r}; registered: {', '.join(sorted(registry)) or 'none'}"
+        )
+    return factory(config)

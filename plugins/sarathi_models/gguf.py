@@ -1,0 +1,74 @@
+"""Convert a Llama-architecture GGUF file into a Hugging Face checkpoint folder.
+
+The folder is what every other part of sarathi-sdk (and transformers) reads: config.json,
+generation_config.json, model.safetensors (dequantized, fp32: see `gguf_config.STORED_DTYPE`),
+tokenizer.json and tokenizer_config.json (with the chat template). Converting once and loading the
+folder afterwards keeps GGUF knowledge in these gguf_* modules only: the model loader and the
+tokenizer plugin never see a GGUF.
+
+The folder is written next to its destination under a temporary name and renamed into place when
+complete, so an interrupted conversion never leaves a folder that looks usable.
+
+Imports gguf, numpy, safetensors, tokenizers (all when called), the standard library, this package
+and the public `sarathi_sdk` API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sarathi_sdk import ConfigError
+
+from .gguf_config import generation_config, model_config
+from .gguf_file import open_gguf
+from .gguf_tokenizer import build_tokenizer, tokenizer_config
+from .gguf_weights import hf_state_dict
+
+
+def convert_gguf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write the checkpoint folder of `gguf_path` at `out_dir` (which must not exist, or be empty)."""
+    source, target = Path(gguf_path), Path(out_dir)
+    if not source.is_file():
+        raise ConfigError(f"no GGUF file at {source}")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ConfigError(f"{target} already exists and is not an empty folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc}") from exc
+    try:
+        write_checkpoint(source, staging)
+        staging.chmod(0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
+        os.replace(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConfigError(f"cannot write {target}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def write_checkpoint(source: Path, folder: Path) -> None:
+    """Write the converted files of `source` into the existing folder `folder`."""
+    from safetensors.numpy import save_file
+
+    file = open_gguf(source)
+    config = model_config(file)
+    tokenizer = build_tokenizer(file)  # before the weights: a tokenizer we cannot rebuild fails fast
+    weights = dict(hf_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tokenizer.save(str(folder / "tokenizer.json"))
+    _write_json(folder / "config.json", config)
+    _write_json(folder / "generation_config.json", generation_config(file))
+    _write_json(folder / "tokenizer_config.json", tokenizer_config(file))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,53 @@
+"""Opening a GGUF file: its metadata as plain Python values and its tensors, checked to be Llama.
+
+GGUF (llama.cpp's format) keeps the hyper-parameters, the tokenizer and the chat template as typed
+key-value metadata, and each tensor in its own quantization. The `gguf` package parses it (memory-
+mapped, so opening reads only the header); this module turns its fields into a dict and refuses, with
+a `ConfigError`, a file that is not a Llama-architecture model: the only kind the converter can map
+onto Hugging Face's `LlamaForCausalLM`.
+
+Imports gguf, the standard library and the public `sarathi_sdk` API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sarathi_sdk import ConfigError
+
+SUPPORTED_ARCHITECTURES = ("llama",)
+
+
+@dataclass(frozen=True)
+class GGUFFile:
+    path: Path
+    metadata: dict[str, Any]
+    tensors: list[Any]
+    """`gguf.ReaderTensor`s: `.name`, `.tensor_type`, `.data` (raw, quantized rows)."""
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata["general.architecture"]
+
+    def hparam(self, key: str, default: Any = None) -> Any:
+        """An architecture-scoped value: `hparam("block_count")` reads `llama.block_count`."""
+        return self.metadata.get(f"{self.architecture}.{key}", default)
+
+
+def open_gguf(path: Path) -> GGUFFile:
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as exc:  # a damaged file fails anywhere in gguf's parser, with any error type
+        raise ConfigError(f"cannot read GGUF file {path}: {exc}") from exc
+    metadata = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    architecture = metadata.get("general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ConfigError(
+            f"{path.name} is a {architecture!r} model; only Llama-architecture GGUF files "
+            f"({', '.join(SUPPORTED_ARCHITECTURES)}) can be converted"
+        )
+    return GGUFFile(path=path, metadata=metadata, tensors=list(reader.tensors))

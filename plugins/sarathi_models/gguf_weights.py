@@ -1,0 +1,80 @@
+"""The tensors of a Llama GGUF as a Hugging Face `LlamaForCausalLM` state dict (numpy, fp32).
+
+Three things separate the two layouts:
+
+- names: llama.cpp's `blk.N.attn_q.weight` is HF's `model.layers.N.self_attn.q_proj.weight`, and so on;
+- quantization: every GGUF type the `gguf` package knows (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, the K-quants,
+  F16, BF16, F32) is dequantized with its `dequantize`, row by row as stored;
+- rotary layout: llama.cpp's converter permutes the rows of the Q and K projections so that each head's
+  rotary pairs are adjacent (interleaved rope) instead of split in halves as HF computes them. Each
+  head's rows are stored as (half, pair) and read here as (pair, half), which is the inverse.
+
+An unknown tensor name is a `ConfigError`: silently dropping a tensor would give a model that loads
+and talks nonsense.
+
+Imports gguf, numpy, the standard library, this package and the public `sarathi_sdk` API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from sarathi_sdk import ConfigError
+
+from .gguf_file import GGUFFile
+
+GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+LAYER_NAMES = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
+
+
+def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
+    """(HF name, fp32 array in HF shape) for every tensor of the file."""
+    import gguf
+
+    for tensor in file.tensors:
+        name, kind = hf_name(tensor.name)
+        # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
+        array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+        if kind == "attn_q":
+            array = unpermute_rope_rows(array, num_heads)
+        elif kind == "attn_k":
+            array = unpermute_rope_rows(array, num_kv_heads)
+        yield name, array
+
+
+def hf_name(gguf_name: str) -> tuple[str, str]:
+    """The HF name of a GGUF tensor, and its llama.cpp kind (`attn_q`, ...) for layer tensors."""
+    if gguf_name in GLOBAL_NAMES:
+        return GLOBAL_NAMES[gguf_name], gguf_name
+    match = LAYER_TENSOR.fullmatch(gguf_name)
+    if match is None or match.group(2) not in LAYER_NAMES:
+        raise ConfigError(f"GGUF tensor {gguf_name!r} has no place in a LlamaForCausalLM")
+    layer, kind, suffix = match.groups()
+    return f"model.layers.{layer}.{LAYER_NAMES[kind]}.{suffix}", kind
+
+
+def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
+    """Undo llama.cpp's Q/K row permutation: per head, rows stored as (head_dim/2, 2) go back to
+    (2, head_dim/2), i.e. from interleaved rotary pairs to HF's rotate-half layout."""
+    rows = weight.shape[0]
+    half = rows // num_heads // 2
+    # weight: [num_heads * head_dim, in] (a bias: [num_heads * head_dim])
+    return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)

@@ -1,0 +1,129 @@
+"""Llama-family decoder (Llama 2/3, Mistral, Qwen2): embedding, RoPE, GQA attention, SwiGLU, LM head.
+
+Module names mirror the Hugging Face checkpoints (`model.layers.N.self_attn...`) so weights load by
+name; q/k/v and gate/up are fused (`packed_modules` maps the checkpoint names onto them). The forward
+takes one flat step, `input_ids` and `positions` [T], mixing prefill chunks and decodes; the attention
+layers read the step's paged-cache layout from `context` (a `ContextSlot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import torch
+from torch import nn
+
+from .context import ContextSlot
+from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
+from .model_config import ModelConfig
+from .protocols import AttentionBackend
+from .rope import RotaryEmbedding, apply_rotary
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int, context: ContextSlot) -> None:
+        super().__init__()
+        d = config.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = config.num_heads, config.num_kv_heads, d
+        self.qkv_proj = MergedLinear(
+            config.hidden_size,
+            [("q", config.num_heads * d), ("k", config.num_kv_heads * d), ("v", config.num_kv_heads * d)],
+            bias=config.qkv_bias,
+        )
+        self.o_proj = Linear(config.num_heads * d, config.hidden_size, bias=config.o_bias)
+        self.scale = d**-0.5
+        self.sliding_window = config.sliding_windows[layer_index]
+        self.context = context
+        self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.attention: AttentionBackend | None = None
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        t, d = x.shape[0], self.head_dim
+        if self.kv_cache is None or self.attention is None:
+            raise RuntimeError("the KV cache is not attached: call backend.start() first")
+        q, k, v = self.qkv_proj(x).split(
+            [self.num_heads * d, self.num_kv_heads * d, self.num_kv_heads * d], dim=-1
+        )  # [T, Hq*D], [T, Hkv*D], [T, Hkv*D]
+        q = apply_rotary(q.view(t, self.num_heads, d), cos, sin)  # [T, Hq, D]
+        k = apply_rotary(k.view(t, self.num_kv_heads, d), cos, sin)  # [T, Hkv, D]
+        out = self.attention.forward(
+            q, k, v.view(t, self.num_kv_heads, d), self.kv_cache, self.context.current,
+            scale=self.scale, sliding_window=self.sliding_window,
+        )  # [T, Hq, D]
+        return self.o_proj(out.view(t, self.num_heads * d))  # [T, H]
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        size = config.intermediate_size
+        self.gate_up_proj = MergedLinear(config.hidden_size, [("gate", size), ("up", size)], bias=config.mlp_bias)
+        self.down_proj = Linear(size, config.hidden_size, bias=config.mlp_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(silu_and_mul(self.gate_up_proj(x)))  # [T, H]
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig, layer_index: int, context: ContextSlot) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = LlamaAttention(config, layer_index, context)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = LlamaMLP(config)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin)  # [T, H]
+        return x + self.mlp(self.post_attention_layernorm(x))  # [T, H]
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, config: ModelConfig, context: ContextSlot) -> None:
+        super().__init__()
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.rotary_emb = RotaryEmbedding(config.rope, config.head_dim)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(config, i, context) for i in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.embed_tokens(input_ids)  # [T, H]
+        cos, sin = self.rotary_emb(positions, x.dtype)  # [T, 1, D] each
+        for layer in self.layers:
+            x = layer(x, cos, sin)
+        return x  # [T, H], before the final norm
+
+
+class LlamaForCausalLM(nn.Module):
+    """The model the backend runs; see `protocols.CausalLM` for the contract."""
+
+    packed_modules: Mapping[str, tuple[str, str]] = {
+        "q_proj": ("qkv_proj", "q"),
+        "k_proj": ("qkv_proj", "k"),
+        "v_proj": ("qkv_proj", "v"),
+        "gate_proj": ("gate_up_proj", "gate"),
+        "up_proj": ("gate_up_proj", "up"),
+    }
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.context = ContextSlot()
+        self.model = LlamaModel(config, self.context)
+        self.lm_head = None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size)
+        # Older checkpoints store rotary buffers; tied ones may store a copy of the embedding.
+        self.ignored_weights: Sequence[str] = ("rotary_emb.inv_freq",) + (
+            ("lm_head.weight",) if config.tie_word_embeddings else ()
+        )
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, positions)  # [T, H]
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32."""
+        weight = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight  # [V, H]
+        return torch.nn.functional.linear(self.model.norm(hidden), weight).float()  # [S, V]
+
+    def attach(self, kv_caches: Sequence[tuple[torch.Tensor, torch.Tensor]], attention: AttentionBackend) -> None:
+        for layer, kv_cache in zip(self.model.layers, kv_caches, strict=True):
+            layer.self_attn.kv_cache = kv_cache
+            layer.self_attn.attention = attention
+

@@ -1,0 +1,131 @@
+"""Writes small Llama GGUF files the way llama.cpp's converter does, for tests of our converter.
+
+A random `LlamaForCausalLM` from transformers (the reference) is written with gguf's `GGUFWriter`:
+llama.cpp's tensor names, its Q/K row permutation (each head's rows reordered from rotate-half to
+interleaved pairs), a chosen quantization per tensor, and a sentencepiece vocabulary with scores and
+token types, as `convert_hf_to_gguf.py` stores Llama 2's. Converting such a file back must give the
+reference model again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import sentencepiece
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+LAYER_NAMES = {
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+
+
+def random_llama(vocab_size: int, tie: bool = False) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
+        rope_theta=50000.0, tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def permute_for_gguf(weight: np.ndarray, num_heads: int) -> np.ndarray:
+    """llama.cpp's `permute`: per head, rows (2, head_dim/2) -> (head_dim/2, 2)."""
+    return weight.reshape(num_heads, 2, weight.shape[0] // num_heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(
+        weight.shape
+    )
+
+
+def write_llama_gguf(
+    path: Path,
+    model: LlamaForCausalLM,
+    sp_model: Path,
+    quant: dict[str, gguf.GGMLQuantizationType] | None = None,
+    architecture: str = "llama",
+    byte_level_pre: str | None = None,
+) -> None:
+    """Write `model` with the vocabulary of `sp_model`; `quant` maps GGUF names to a type (F32 else).
+    `byte_level_pre` labels the vocabulary byte-level BPE with that pre-tokenizer instead (for files
+    the converter must refuse)."""
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(50000.0)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
+    writer.add_chat_template(CHAT_TEMPLATE)
+    for name, array in _gguf_tensors(model):
+        qtype = (quant or {}).get(name, gguf.GGMLQuantizationType.F32)
+        if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(name, array)
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _gguf_tensors(model: LlamaForCausalLM):
+    config = model.config
+    for name, tensor in model.state_dict().items():
+        array = tensor.float().numpy()
+        if name == "model.embed_tokens.weight":
+            yield "token_embd.weight", array
+        elif name == "model.norm.weight":
+            yield "output_norm.weight", array
+        elif name == "lm_head.weight":
+            if not config.tie_word_embeddings:
+                yield "output.weight", array
+        else:
+            _, _, layer, rest = name.split(".", 3)
+            module = rest.rsplit(".", 1)[0]
+            if module == "self_attn.q_proj":
+                array = permute_for_gguf(array, config.num_attention_heads)
+            elif module == "self_attn.k_proj":
+                array = permute_for_gguf(array, config.num_key_value_heads)
+            yield f"blk.{layer}.{LAYER_NAMES[module]}.weight", array
+
+
+def _add_sentencepiece_vocab(writer: gguf.GGUFWriter, sp_model: Path, pre: str | None) -> None:
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(sp_model))
+    tokens, scores, types = [], [], []
+    for i in range(sp.get_piece_size()):
+        tokens.append(sp.id_to_piece(i))
+        scores.append(sp.get_score(i))
+        if sp.is_unknown(i):
+            types.append(gguf.TokenType.UNKNOWN)
+        elif sp.is_control(i):
+            types.append(gguf.TokenType.CONTROL)
+        elif sp.is_byte(i):
+            types.append(gguf.TokenType.BYTE)
+        else:
+            types.append(gguf.TokenType.NORMAL)
+    writer.add_tokenizer_model("gpt2" if pre else "llama")
+    if pre:
+        writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(sp.bos_id())
+    writer.add_eos_token_id(sp.eos_id())
+    writer.add_unk_token_id(sp.unk_id())
+    writer.add_add_bos_token(True)

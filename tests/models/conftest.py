@@ -1,0 +1,81 @@
+"""Tiny checkpoints of every supported architecture, saved once per session, and their HF references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.models.helpers import load_reference, save_tiny
+
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
+
+VARIANTS = {
+    # Grouped-query attention, untied head.
+    "llama": ("LlamaForCausalLM", {}),
+    # Every layer windowed, the window much shorter than the prompts.
+    "mistral": ("MistralForCausalLM", {"sliding_window": 16}),
+    # qkv bias; layer 0 full attention, layer 1 windowed.
+    "qwen2": ("Qwen2ForCausalLM", {"use_sliding_window": True, "sliding_window": 16, "max_window_layers": 1}),
+    # Tied embeddings, Llama-3 RoPE scaling, one KV head, biases everywhere, sharded safetensors.
+    "llama3": (
+        "LlamaForCausalLM",
+        {
+            "tie_word_embeddings": True,
+            "rope_parameters": LLAMA3_ROPE,
+            "num_key_value_heads": 1,
+            "attention_bias": True,
+            "mlp_bias": True,
+            "max_shard_size": "40KB",
+        },
+    ),
+}
+ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """checkpoint(name) -> the folder of variant `name`, saved on first use."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    saved: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in saved:
+            architecture, overrides = VARIANTS[name]
+            overrides = dict(overrides)
+            shard = overrides.pop("max_shard_size", None)
+            saved[name] = save_tiny(root / name, architecture, max_shard_size=shard, **overrides)
+        return saved[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def reference(checkpoint):
+    """reference(name) -> the fp32 transformers model of variant `name`, loaded once."""
+    loaded = {}
+
+    def get(name: str):
+        if name not in loaded:
+            loaded[name] = load_reference(checkpoint(name))
+        return loaded[name]
+
+    return get
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine a spinning second
+    OpenMP thread makes each of thousands of small steps wait on a descheduled peer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
