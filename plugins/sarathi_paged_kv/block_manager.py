@@ -44,11 +44,13 @@ class PagedBlockManager:
 
     def allocate(self, request: Request, num_new_tokens: int) -> bool:
         needed = self.blocks_needed(request, num_new_tokens)
+        if needed == 0:
+            return True
         if needed > len(self._free):
             return False
-        request.block_table.extend(self._free.pop() for _ in range(needed))
+        request.block_table += tuple(self._free.pop() for _ in range(needed))
         return True
 
     def free(self, request: Request) -> None:
         self._free.extend(reversed(request.block_table))
-        request.block_table.clear()
+        request.block_table = ()

@@ -100,8 +100,6 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         options["scheduler"] = args.scheduler
     if args.token_budget is not None:
         options["token_budget"] = args.token_budget
-        # every running decode takes a token of the budget, so a small budget runs fewer requests
-        options["max_num_seqs"] = min(EngineConfig().max_num_seqs, args.token_budget)
     return Engine(args.model, **options)
 
 

@@ -51,8 +51,10 @@ class Request:
     eos_token_ids: frozenset[int] = frozenset()
     output_token_ids: list[int] = field(default_factory=list)
     num_computed_tokens: int = 0
-    block_table: list[int] = field(default_factory=list)
-    """KV blocks holding positions `0 ..`, in order; owned by the KV-cache manager."""
+    block_table: tuple[int, ...] = ()
+    """KV blocks holding positions `0 ..`, in order; owned by the KV-cache manager, which replaces
+    the tuple when it grows (once per `block_size` tokens), so every chunk and decode slot shares it
+    instead of copying it each step."""
     status: RequestStatus = RequestStatus.WAITING
     finish_reason: FinishReason | None = None
     in_flight: bool = False
@@ -98,7 +100,7 @@ class Request:
             request_id=self.request_id,
             token_ids=token_ids,
             start_pos=start,
-            block_table=tuple(self.block_table),
+            block_table=self.block_table,
             is_last_chunk=end == self.num_tokens,
             sampling_params=self.sampling_params,
             history=self._history(),
@@ -110,7 +112,7 @@ class Request:
             request_id=self.request_id,
             token_id=self.output_token_ids[-1],
             position=self.num_tokens - 1,
-            block_table=tuple(self.block_table),
+            block_table=self.block_table,
             sampling_params=self.sampling_params,
             history=self._history(),
         )

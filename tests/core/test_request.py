@@ -6,7 +6,7 @@ from tests.conftest import make_request
 
 def test_prefill_chunks_walk_the_prompt():
     req = make_request("r", prompt_len=10)
-    req.block_table = [3, 1]
+    req.block_table = (3, 1)
     chunk = req.prefill_chunk(4)
     assert chunk.token_ids == req.prompt_token_ids[:4] and chunk.start_pos == 0 and not chunk.is_last_chunk
     assert chunk.block_table == (3, 1)

@@ -27,7 +27,7 @@ def test_failed_allocation_changes_nothing():
     a, b = make_request("a", 8), make_request("b", 8)
     assert kv.allocate(a, 8)
     assert not kv.allocate(b, 8)
-    assert b.block_table == []
+    assert b.block_table == ()
     assert kv.num_free_blocks() == 1
 
 
@@ -39,7 +39,7 @@ def test_free_returns_every_block_and_blocks_are_never_shared():
     held = [b for r in reqs for b in r.block_table]
     assert sorted(held) == list(range(8))
     kv.free(reqs[1])
-    assert reqs[1].block_table == [] and kv.num_free_blocks() == 2
+    assert reqs[1].block_table == () and kv.num_free_blocks() == 2
     assert kv.allocate(reqs[1], 4)
     held = [b for r in reqs for b in r.block_table]
     assert len(set(held)) == len(held) == 8
@@ -76,6 +76,6 @@ def test_plugin_builds_manager_from_config():
 def test_the_block_freed_last_is_reused_first():
     kv = PagedBlockManager(num_blocks=8, block_size=4)
     a, b = make_request("a", 8), make_request("b", 8)
-    assert kv.allocate(a, 8) and a.block_table == [0, 1]
+    assert kv.allocate(a, 8) and a.block_table == (0, 1)
     kv.free(a)
-    assert kv.allocate(b, 8) and b.block_table == [0, 1]
+    assert kv.allocate(b, 8) and b.block_table == (0, 1)

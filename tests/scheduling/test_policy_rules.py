@@ -10,7 +10,7 @@ from sarathi_sdk import RequestStatus
 from tests.scheduling.simulate import Simulation
 from tests.scheduling.strategies import configs, workloads
 
-SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def simulate(data, scheduler, depth, check, **overrides):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.scheduling.simulate import Simulation
 from tests.scheduling.strategies import SCHEDULERS, configs, workloads
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)

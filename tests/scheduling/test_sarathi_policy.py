@@ -126,7 +126,7 @@ def test_kv_exhaustion_preempts_youngest_and_admits_nothing_new():
     assert shape(batch) == (1, [])
     assert batch.decodes[0].request_id == "old"
     assert young.status is RequestStatus.WAITING and young.num_computed_tokens == 0
-    assert young.block_table == [] and young.num_preemptions == 1
+    assert young.block_table == () and young.num_preemptions == 1
     assert policy.stats().num_preemptions == 1
     # the victim is requeued at the front: it comes back before "new", prompt and output recomputed
     for _ in range(20):
@@ -147,7 +147,7 @@ def test_youngest_decode_preempts_itself_when_no_one_younger_holds_blocks():
     batch, _ = step(policy)  # old fits its decode; young needs a 5th block and is the youngest
     assert shape(batch) == (1, [])
     assert batch.decodes[0].request_id == "old"
-    assert young.status is RequestStatus.WAITING and young.block_table == []
+    assert young.status is RequestStatus.WAITING and young.block_table == ()
     assert kv.num_free_blocks() == 2
 
 

@@ -5,8 +5,8 @@ below a step's duration (goal: well under 1 ms at 128 running requests). The ben
 policy through the plugin hooks, exactly as the Engine does (the model and tokenizer plugins are
 blocked: no model is loaded), brings N requests to the steady state where all of them decode, then
 times each step's `schedule()` and `update()` with a synthetic StepOutput. Building that output is
-the backend's work and is not timed. `decode_slot` is timed on its own: it copies a request's block
-table into a tuple every step, the largest per-request cost a step carries.
+the backend's work and is not timed. `decode_slot` is timed on its own: building each decode's frozen
+slot is the largest per-request cost a step carries.
 
 Run: `python -m sarathi_sdk.bench.scheduling_cost [--sizes 16 128 512] [--steps 300] [--out FILE]`.
 Imports the public API and the plugin manager only; policies come from whichever plugins are installed.
