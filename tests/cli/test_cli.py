@@ -37,7 +37,7 @@ def test_plugins_lists_plugins_and_registries(tmp_path):
     assert result.returncode == 0, result.stderr
     sections = _sections(result.stdout)
     assert {"sarathi_tokenizers", "sarathi_models", "sarathi_scheduling", "sarathi_paged_kv"} <= sections["plugins"]
-    assert "sarathi" in sections["schedulers"]
+    assert {"sarathi", "vllm", "orca", "static"} <= sections["schedulers"]
     assert "LlamaForCausalLM" in sections["model architectures"]
     assert "torch" in sections["attention backends"]
 
