@@ -19,22 +19,15 @@ Pure Python; imports only the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
-from sarathi_sdk import Request, RequestStatus, ScheduledBatch
+from sarathi_sdk import Request, ScheduledBatch
 
 from .policy_base import PolicyBase
-
-RUNNING = RequestStatus.RUNNING
 
 
 class OrcaPolicy(PolicyBase):
     def schedule(self) -> ScheduledBatch:
         self.cache_ran_short = False
-        scheduled: set[str] = set()
-        decodes: list[Request] = []
-        for request in [r for r in self.running if not r.in_flight and r.is_decode]:
-            if request.status is RUNNING and self.allocate_or_preempt(request, 1, scheduled):
-                decodes.append(request)
-                scheduled.add(request.request_id)
+        decodes = self.schedule_decodes(set())
         prefills: list[tuple[Request, int]] = []
         if not self.cache_ran_short:
             while self.waiting and len(self.running) < self.config.max_num_seqs:

@@ -143,6 +143,17 @@ class PolicyBase:
                 return False
         return True
 
+    def schedule_decodes(self, scheduled: set[str]) -> list[Request]:
+        """Every running decode that is not in flight, one token each, in key order; each is added
+        to `scheduled`. A decode that gets no block (preempted, or waiting on in-flight holders) is
+        left out."""
+        decodes: list[Request] = []
+        for request in [r for r in self.running if not r.in_flight and r.is_decode]:
+            if request.status is RequestStatus.RUNNING and self.allocate_or_preempt(request, 1, scheduled):
+                decodes.append(request)
+                scheduled.add(request.request_id)
+        return decodes
+
     def _victim(self, request: Request, scheduled: set[str]) -> Request | None:
         """The largest-key running request behind `request` that is free to lose its blocks; the
         request itself when nobody is behind it; None when all behind it are busy this step."""

@@ -47,16 +47,8 @@ class SarathiPolicy(PolicyBase):
         self._forget_stale_partials()
         self.cache_ran_short = False
         scheduled: set[str] = set()
-        decodes: list[Request] = []
-        prefilling: list[Request] = []
-        for request in [r for r in self.running if not r.in_flight]:
-            if request.status is not RUNNING:
-                continue  # preempted by an earlier decode of this step
-            if not request.is_decode:
-                prefilling.append(request)
-            elif self.allocate_or_preempt(request, 1, scheduled):
-                decodes.append(request)
-                scheduled.add(request.request_id)
+        decodes = self.schedule_decodes(scheduled)
+        prefilling = [r for r in self.running if not r.in_flight and not r.is_decode]
         num_batched = len(decodes)
 
         prefills: list[tuple[Request, int]] = []

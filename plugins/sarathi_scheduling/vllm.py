@@ -21,11 +21,9 @@ Pure Python; imports only the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
-from sarathi_sdk import Request, RequestStatus, ScheduledBatch
+from sarathi_sdk import Request, ScheduledBatch
 
 from .policy_base import PolicyBase
-
-RUNNING = RequestStatus.RUNNING
 
 
 class VLLMPolicy(PolicyBase):
@@ -33,7 +31,7 @@ class VLLMPolicy(PolicyBase):
         prefills = self._whole_prompts()
         if prefills:
             return self.build_batch(prefills, ())
-        return self.build_batch((), self._decodes())
+        return self.build_batch((), self.schedule_decodes(set()))
 
     def _whole_prompts(self) -> list[tuple[Request, int]]:
         prefills: list[tuple[Request, int]] = []
@@ -49,12 +47,3 @@ class VLLMPolicy(PolicyBase):
             prefills.append((request, num_tokens))
             num_batched += num_tokens
         return prefills
-
-    def _decodes(self) -> list[Request]:
-        scheduled: set[str] = set()
-        decodes: list[Request] = []
-        for request in [r for r in self.running if not r.in_flight and r.is_decode]:
-            if request.status is RUNNING and self.allocate_or_preempt(request, 1, scheduled):
-                decodes.append(request)
-                scheduled.add(request.request_id)
-        return decodes

@@ -44,10 +44,10 @@ def test_plugins_lists_plugins_and_registries(tmp_path):
 
 def _sections(text: str) -> dict[str, set[str]]:
     sections: dict[str, set[str]] = {}
+    current: set[str] = set()
     for line in text.splitlines():
         if line.startswith("  "):
-            sections[title].add(line.strip())
+            current.add(line.strip())
         else:
-            title = line.rstrip(":")
-            sections[title] = set()
+            current = sections.setdefault(line.rstrip(":"), set())
     return sections

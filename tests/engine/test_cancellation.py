@@ -16,7 +16,7 @@ def all_free(engine) -> bool:
 async def test_break_out_of_async_for_frees_every_block():
     async with asyncio.timeout(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
-            async for out in engine.generate(list(range(1, 100)), SamplingParams(max_tokens=1000)):
+            async for _ in engine.generate(list(range(1, 100)), SamplingParams(max_tokens=1000)):
                 assert engine.stats().kv_blocks_free < engine.stats().kv_blocks_total
                 break
             await wait_for(lambda: all_free(engine))

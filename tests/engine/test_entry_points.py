@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from sarathi_sdk import EngineConfig, PluginManager
+from tests.entry_points import install_plugin
 
 
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
-    """A distribution `thirdparty` whose entry point `thirdparty` names a module with one observer."""
-    (tmp_path / "thirdparty_plugin.py").write_text(textwrap.dedent("""
+    """A distribution `thirdparty` whose entry point names a module with one observer."""
+    return install_plugin(tmp_path, monkeypatch, "thirdparty", "thirdparty_plugin", """
         from sarathi_sdk import hookimpl
 
         @hookimpl
         def sarathi_on_engine_start(config):
             pass
-    """))
-    dist = tmp_path / "thirdparty-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[sarathi_sdk]\nthirdparty = thirdparty_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "thirdparty"
+    """)
 
 
 def test_entry_points_are_off_by_default(installed_plugin):

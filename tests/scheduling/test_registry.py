@@ -4,13 +4,13 @@ passed as `Engine(plugins=[...])` or installed under the `sarathi_sdk` entry-poi
 from __future__ import annotations
 
 import asyncio
-import textwrap
 
 import pytest
 from sarathi_scheduling import POLICIES, PolicyBase
 
 from sarathi_sdk import SamplingParams, ScheduledBatch, hookimpl
 from tests.engine.conftest import TIMEOUT, fake_engine
+from tests.entry_points import install_plugin
 
 
 class ShortestPromptFirst(PolicyBase):
@@ -54,20 +54,14 @@ async def test_policy_registered_by_a_plugin_object_is_selectable_by_name():
 @pytest.fixture
 def installed_policy_plugin(tmp_path, monkeypatch):
     """A distribution whose `sarathi_sdk` entry point registers ShortestPromptFirst."""
-    (tmp_path / "shortest_first_policy.py").write_text(textwrap.dedent("""
+    return install_plugin(tmp_path, monkeypatch, "shortest-first", "shortest_first_policy", """
         from sarathi_sdk import hookimpl
         from tests.scheduling.test_registry import ShortestPromptFirst
 
         @hookimpl
         def sarathi_register_schedulers(register):
             register("shortest-first", ShortestPromptFirst)
-    """))
-    dist = tmp_path / "shortest_first-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shortest-first\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[sarathi_sdk]\nshortest-first = shortest_first_policy\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "shortest-first"
+    """)
 
 
 async def test_policy_registered_by_an_entry_point_plugin_is_selectable_by_name(installed_policy_plugin):
