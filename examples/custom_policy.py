@@ -6,7 +6,6 @@ Runs on FakeBackend, so no model is needed: python examples/custom_policy.py
 import asyncio
 
 from sarathi_scheduling import SarathiPolicy
-
 from sarathi_sdk import Engine, SamplingParams, hookimpl
 from sarathi_sdk.testing import FakeBackend
 

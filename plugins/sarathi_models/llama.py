@@ -9,6 +9,7 @@ layers read the step's paged-cache layout from `context` (a `ContextSlot`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 

@@ -67,6 +67,8 @@ class Engine:
         self.config = EngineConfig.from_options(model, **options)
         self._given_backend = backend
         self._state = EngineState.NEW
+        self._tokenizer: Tokenizer | None = None
+        self._plugins: PluginManager | None = None
         self._live: dict[str, _Live] = {}
         self._wakeup: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -79,10 +81,13 @@ class Engine:
 
     @property
     def tokenizer(self) -> Tokenizer | None:
+        """The model's tokenizer once started; None before, or when prompts must be token ids."""
         return self._tokenizer
 
     @property
     def plugin_manager(self) -> PluginManager:
+        if self._plugins is None:
+            raise EngineStateError("the engine is not started; use `async with Engine(...)`")
         return self._plugins
 
     async def __aenter__(self) -> Engine:
@@ -113,7 +118,6 @@ class Engine:
     async def _build(self) -> None:
         self._plugins = PluginManager(self.config)
         hook = self._plugins.hook
-        self._tokenizer = None
         if self._given_backend is None or self.config.model is not None:
             resolved = await asyncio.to_thread(hook.sarathi_resolve_model, config=self.config)
             if resolved is not None:

@@ -24,8 +24,8 @@ import pluggy
 if TYPE_CHECKING:
     from .batch import ScheduledBatch
     from .config import EngineConfig
-    from .metrics import EngineStats
     from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, Tokenizer
+    from .metrics import EngineStats
     from .plugins import PluginManager
     from .request import RequestOutput
     from .sampling import SamplingParams

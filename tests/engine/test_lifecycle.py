@@ -114,3 +114,12 @@ async def test_pipeline_keeps_several_batches_in_flight_without_sharing_requests
     # consecutive batches (in flight together) never share a request
     for a, b in zip(backend.batches, backend.batches[1:]):
         assert not set(a.request_ids) & set(b.request_ids)
+
+
+def test_an_unstarted_engine_says_so():
+    engine = fake_engine()
+    assert engine.tokenizer is None
+    with pytest.raises(EngineStateError):
+        engine.stats()
+    with pytest.raises(EngineStateError):
+        engine.plugin_manager

@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 import pytest
-from sarathi_scheduling import SarathiPolicy
 
+from sarathi_scheduling import SarathiPolicy
 from sarathi_sdk import EngineConfig, PluginError, PluginManager, SamplingParams, hookimpl
 from tests.engine.conftest import TIMEOUT, fake_engine
 

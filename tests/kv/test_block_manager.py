@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sarathi_paged_kv import PagedBlockManager
 
+from sarathi_paged_kv import PagedBlockManager
 from tests.conftest import make_request
 
 
@@ -65,7 +65,6 @@ def test_constructor_rejects_empty_cache(bad):
 
 def test_plugin_builds_manager_from_config():
     from sarathi_paged_kv import sarathi_make_kv_cache_manager
-
     from sarathi_sdk import EngineConfig, KVCacheManager
 
     kv = sarathi_make_kv_cache_manager(EngineConfig(block_size=8), num_blocks=5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sarathi_paged_kv import PagedBlockManager
 from sarathi_scheduling import POLICIES
-
 from sarathi_sdk import EngineConfig
 
 

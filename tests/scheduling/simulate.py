@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from sarathi_paged_kv import PagedBlockManager
 from sarathi_scheduling import POLICIES
-
 from sarathi_sdk import EngineConfig, FinishReason, Request, RequestStatus, SamplingParams, ScheduledBatch
 from sarathi_sdk.testing import FakeBackend
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sarathi_scheduling import POLICIES, PolicyBase
 
+from sarathi_scheduling import POLICIES, PolicyBase
 from sarathi_sdk import SamplingParams, ScheduledBatch, hookimpl
 from tests.engine.conftest import TIMEOUT, fake_engine
 from tests.entry_points import install_plugin

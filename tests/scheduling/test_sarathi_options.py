@@ -4,8 +4,8 @@ chunk schedule, and their validation."""
 from __future__ import annotations
 
 import pytest
-from sarathi_scheduling.chunking import dynamic_chunk_sizes
 
+from sarathi_scheduling.chunking import dynamic_chunk_sizes
 from sarathi_sdk import ConfigError, EngineConfig
 from tests.conftest import make_request
 from tests.scheduling.helpers import shape, step

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sarathi_paged_kv import PagedBlockManager
 from sarathi_scheduling import SarathiPolicy
-
 from sarathi_sdk import EngineConfig, FinishReason, RequestStatus
 from tests.conftest import make_request
 from tests.scheduling.helpers import fake_output, shape, step
