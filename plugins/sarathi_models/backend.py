@@ -5,10 +5,15 @@ checkpoint folder), `kv_cache_spec` says how many KV blocks fit, `start` allocat
 one step per call (on a worker thread), `close` drops the tensors. One step: flatten the batch into
 token/position tensors and an `AttentionContext`, run the model with the context bound, compute logits
 only at the positions that sample, and sample on the device.
+
+The model, its context slot and the sampler's stream are one device's state, so steps run one at a
+time: with several batches in flight (`pipeline_parallel_size` > 1) the engine's worker threads take
+turns here. Overlapping stages is the pipeline-parallel plugin's work, with one model shard per stage.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +63,7 @@ class TorchModelBackend:
         self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
         self.block_size = config.block_size
         self._started = False
+        self._one_step_at_a_time = threading.Lock()
 
     def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
         return kv_cache_spec(self.model.config, config, self.device, self.dtype)
@@ -74,7 +80,7 @@ class TorchModelBackend:
             raise RuntimeError("execute() outside start() .. close(): no KV cache is allocated")
         if batch.is_empty:
             return StepOutput(step_id=batch.step_id, sampled={})
-        with torch.inference_mode():
+        with self._one_step_at_a_time, torch.inference_mode():
             inputs = build_step_inputs(batch, self.block_size, self.device)
             self.attention.prepare(inputs.context)
             with self.model.context.bind(inputs.context):
