@@ -10,7 +10,7 @@ Imports only the standard library and the contract modules.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .config import EngineConfig
 from .errors import InvalidRequestError
@@ -19,6 +19,18 @@ from .request import Request
 from .sampling import SamplingParams
 
 Prompt = str | Sequence[int]
+
+
+def check_messages(messages: object) -> list[Mapping[str, str]]:
+    """A conversation is a non-empty list of {"role": str, "content": str} mappings."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+        raise InvalidRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not all(
+            isinstance(message.get(key), str) for key in ("role", "content")
+        ):
+            raise InvalidRequestError(f"message {i} must be a dict with string 'role' and 'content', got {message!r}")
+    return list(messages)
 
 
 class Admission:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .admission import Admission, Prompt
+from .admission import Admission, Prompt, check_messages
 from .batch import ScheduledBatch, StepOutput
 from .config import EngineConfig
 from .errors import EngineDeadError, EngineStateError, InvalidRequestError, PluginError, RequestError
@@ -171,7 +171,7 @@ class Engine:
         self._check_running()
         if self._tokenizer is None:
             raise InvalidRequestError("chat needs a tokenizer with a chat template; this engine has none")
-        text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        text = self._tokenizer.apply_chat_template(check_messages(messages), add_generation_prompt=True)
         prompt_ids = self._admission.tokenize(text, add_special_tokens=False)
         live = self._add_request(prompt_ids, params, request_id, priority)
         async for output in self._stream(live):
