@@ -181,10 +181,7 @@ class Engine:
                        request_id: str | None = None, priority: int = 0) -> RequestOutput:
         """The whole result of one request, as one RequestOutput."""
         outputs = [output async for output in self.generate(prompt, params, request_id=request_id, priority=priority)]
-        result = outputs[0]
-        for output in outputs[1:]:
-            result = result.merged(output)
-        return result
+        return RequestOutput.concat(outputs)
 
     async def abort(self, request_id: str) -> None:
         """End a request now; its stream yields a final output with finish_reason "abort"."""

@@ -82,9 +82,8 @@ class RequestStream:
         await self._ready.wait()
         if not self._items and self._error is not None:
             raise self._error
-        output = self._items.popleft()
-        while self._items:
-            output = output.merged(self._items.popleft())
+        output = self._items[0] if len(self._items) == 1 else RequestOutput.concat(self._items)
+        self._items.clear()
         if self._error is None:
             self._ready.clear()
         return output

@@ -11,6 +11,7 @@ Imports only the standard library, `batch` and `sampling`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .batch import DecodeSlot, PrefillChunk, TokenHistory, TokenLogprobs
@@ -194,17 +195,20 @@ class RequestOutput:
     logprobs: tuple[TokenLogprobs, ...] | None = None
     metrics: RequestMetrics | None = None
 
-    def merged(self, later: RequestOutput) -> RequestOutput:
-        """This delta followed by a later one of the same request, as one delta."""
+    @staticmethod
+    def concat(outputs: Sequence[RequestOutput]) -> RequestOutput:
+        """Consecutive deltas of one request as one delta, built in one pass (not pairwise, which
+        would copy the growing text once per delta)."""
+        last = outputs[-1]
         logprobs = None
-        if self.logprobs is not None or later.logprobs is not None:
-            logprobs = (self.logprobs or ()) + (later.logprobs or ())
+        if any(o.logprobs is not None for o in outputs):
+            logprobs = tuple(lp for o in outputs for lp in o.logprobs or ())
         return RequestOutput(
-            request_id=self.request_id,
-            text=self.text + later.text,
-            token_ids=self.token_ids + later.token_ids,
-            finished=later.finished,
-            finish_reason=later.finish_reason,
+            request_id=last.request_id,
+            text="".join(o.text for o in outputs),
+            token_ids=tuple(t for o in outputs for t in o.token_ids),
+            finished=last.finished,
+            finish_reason=last.finish_reason,
             logprobs=logprobs,
-            metrics=later.metrics,
+            metrics=last.metrics,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sarathi_sdk import FinishReason, RequestOutput
+from sarathi_sdk import FinishReason, RequestOutput, TokenLogprobs
 from sarathi_sdk.output import OutputProcessor
 from tests.conftest import make_request
 
@@ -56,8 +56,11 @@ def test_text_that_may_start_a_stop_string_is_held_back():
     assert "".join(deltas) == "abcST"
 
 
-def test_merged_outputs_concatenate():
+def test_consecutive_outputs_concatenate_into_one():
     a = RequestOutput("r", "he", (1,))
-    b = RequestOutput("r", "llo", (2, 3), finished=True, finish_reason=FinishReason.STOP)
-    merged = a.merged(b)
-    assert (merged.text, merged.token_ids, merged.finished, merged.finish_reason) == ("hello", (1, 2, 3), True, "stop")
+    b = RequestOutput("r", "l", (2,), logprobs=(TokenLogprobs(2, -0.5),))
+    c = RequestOutput("r", "lo", (3,), finished=True, finish_reason=FinishReason.STOP)
+    one = RequestOutput.concat([a, b, c])
+    assert (one.text, one.token_ids, one.finished, one.finish_reason) == ("hello", (1, 2, 3), True, "stop")
+    assert one.logprobs == (TokenLogprobs(2, -0.5),)
+    assert RequestOutput.concat([a, c]).logprobs is None
