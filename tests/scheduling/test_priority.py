@@ -59,3 +59,11 @@ def test_a_preempted_request_returns_ahead_of_lower_priority_waiting_ones():
 def test_unknown_policy_order_is_a_config_error():
     with pytest.raises(ConfigError, match="policy_order"):
         EngineConfig(policy_order="lifo")
+
+
+def test_every_order_the_config_accepts_is_one_the_policies_know():
+    from sarathi_scheduling.ordering import ORDERS
+
+    from sarathi_sdk.config import POLICY_ORDERS
+
+    assert set(POLICY_ORDERS) == set(ORDERS)
