@@ -63,7 +63,6 @@ def test_unknown_policy_order_is_a_config_error():
 
 def test_every_order_the_config_accepts_is_one_the_policies_know():
     from sarathi_scheduling.ordering import ORDERS
-
     from sarathi_sdk.config import POLICY_ORDERS
 
     assert set(POLICY_ORDERS) == set(ORDERS)
