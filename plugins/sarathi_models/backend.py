@@ -26,6 +26,7 @@ from .inputs import build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
 from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
+from .quantize_model import quantize_model
 from .sampler import Sampler
 
 Factory = Callable[..., Any]
@@ -61,6 +62,9 @@ class TorchModelBackend:
         self.attention: AttentionBackend = _attention_backend(config, attention_backends)
         self.sampler: TokenSampler = sampler if sampler is not None else Sampler(seed=config.seed)
         self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
+        self.num_quantized_layers = quantize_model(
+            self.model, config.model, config.quantization, self.device, self.dtype
+        )
         self.block_size = config.block_size
         self._started = False
         self._one_step_at_a_time = threading.Lock()

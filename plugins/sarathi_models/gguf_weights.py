@@ -42,6 +42,8 @@ LAYER_NAMES = {
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
+QUANTIZED_FILE = "quantized.safetensors"
+"""Written beside model.safetensors: the file's 4-bit tensors, as `q4_state_dict` yields them."""
 LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
 
@@ -78,3 +80,43 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
     half = rows // num_heads // 2
     # weight: [num_heads * head_dim, in] (a bias: [num_heads * head_dim])
     return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def q4_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The Q4_0 / Q4_1 tensors of the file kept 4-bit, for the int4 kernel (see `quant`).
+
+    Per HF weight name `W`: `W.q4` uint8 [N, K/2] (the 0..15 values of columns 2j and 2j+1 in the low
+    and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16 [N, K/32], so that the weight is
+    `scale * q + min` per group of 32 columns (Q4_0 has no min of its own: it is `-8 * scale`, exact
+    in fp16). Rows of Q and K are un-permuted like the dequantized weights.
+    """
+    import gguf
+
+    kinds = {gguf.GGMLQuantizationType.Q4_0: False, gguf.GGMLQuantizationType.Q4_1: True}
+    for tensor in file.tensors:
+        if tensor.tensor_type not in kinds:
+            continue
+        name, kind = hf_name(tensor.name)
+        q, scale, minimum = split_q4_blocks(np.asarray(tensor.data), has_min=kinds[tensor.tensor_type])
+        if kind in ("attn_q", "attn_k"):
+            heads = num_heads if kind == "attn_q" else num_kv_heads
+            q, scale, minimum = (unpermute_rope_rows(a, heads) for a in (q, scale, minimum))
+        yield f"{name}.q4", np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4))
+        yield f"{name}.q4_scale", np.ascontiguousarray(scale)
+        yield f"{name}.q4_min", np.ascontiguousarray(minimum)
+
+
+def split_q4_blocks(raw: np.ndarray, has_min: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GGML Q4 blocks [N, bytes per row] -> q uint8 [N, K], scale and min fp16 [N, K/32].
+
+    A block of 32 weights is d (fp16), for Q4_1 then m (fp16), then 16 bytes whose low nibbles are
+    weights 0..15 and high nibbles weights 16..31.
+    """
+    header = 4 if has_min else 2
+    rows = raw.shape[0]
+    blocks = raw.reshape(rows, -1, header + 16)  # [N, G, block bytes]
+    scale = blocks[..., 0:2].copy().view(np.float16)[..., 0]  # [N, G]
+    minimum = blocks[..., 2:4].copy().view(np.float16)[..., 0] if has_min else -8 * scale  # [N, G]
+    nibbles = blocks[..., header:]  # [N, G, 16]
+    q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1)  # [N, G, 32]
+    return q.reshape(rows, -1), scale, minimum.astype(np.float16)

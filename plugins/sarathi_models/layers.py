@@ -17,6 +17,8 @@ from torch import nn
 
 from sarathi_sdk import ConfigError
 
+from .quant import QuantizedWeight, takes_quantized_kernel
+
 
 def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: str | None = None) -> None:
     """Copy a whole checkpoint tensor into `param`, casting to its dtype and device."""
@@ -26,14 +28,22 @@ def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: s
 
 
 class Linear(nn.Module):
-    """y = x W^T (+ b), W [out_features, in_features]."""
+    """y = x W^T (+ b), W [out_features, in_features].
+
+    `quantized`, when the loader sets it, is the same weight in a quantized form that small steps
+    read instead of W (see `quant`).
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features), requires_grad=False)
         self.bias = nn.Parameter(torch.empty(out_features), requires_grad=False) if bias else None
+        self.quantized: QuantizedWeight | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quantized is not None and takes_quantized_kernel(x):
+            y = self.quantized.matmul(x)  # [T, out_features]
+            return y if self.bias is None else y + self.bias
         return F.linear(x, self.weight, self.bias)  # [T, out_features]
 
 

@@ -17,6 +17,7 @@ from .context import ContextSlot
 from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
+from .quant import QuantizedWeight, takes_quantized_kernel
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -110,6 +111,8 @@ class LlamaForCausalLM(nn.Module):
         self.context = ContextSlot()
         self.model = LlamaModel(config, self.context)
         self.lm_head = None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size)
+        self.tied_head_quantized: QuantizedWeight | None = None
+        """The tied LM head (the embedding) quantized, when the loader makes it so."""
         # Older checkpoints store rotary buffers; tied ones may store a copy of the embedding.
         self.ignored_weights: Sequence[str] = ("rotary_emb.inv_freq",) + (
             ("lm_head.weight",) if config.tie_word_embeddings else ()
@@ -120,8 +123,12 @@ class LlamaForCausalLM(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32."""
-        weight = self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight  # [V, H]
-        return torch.nn.functional.linear(self.model.norm(hidden), weight).float()  # [S, V]
+        normed = self.model.norm(hidden)  # [S, H]
+        if self.lm_head is not None:
+            return self.lm_head(normed).float()  # [S, V]
+        if self.tied_head_quantized is not None and takes_quantized_kernel(normed):
+            return self.tied_head_quantized.matmul(normed).float()  # [S, V]
+        return torch.nn.functional.linear(normed, self.model.embed_tokens.weight).float()  # [S, V]
 
     def attach(self, kv_caches: Sequence[tuple[torch.Tensor, torch.Tensor]], attention: AttentionBackend) -> None:
         for layer, kv_cache in zip(self.model.layers, kv_caches, strict=True):

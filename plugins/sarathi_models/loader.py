@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from sarathi_sdk import ConfigError
 
+from .gguf_weights import QUANTIZED_FILE
 from .layers import default_weight_loader
 from .model_config import architecture_of, read_hf_config
 from .protocols import CausalLM
@@ -56,7 +57,7 @@ def safetensors_files(model_dir: str | Path) -> list[Path]:
         if missing:
             raise ConfigError(f"shards listed in {index} are missing: {', '.join(missing)}")
         return files
-    files = sorted(folder.glob("*.safetensors"))
+    files = sorted(f for f in folder.glob("*.safetensors") if f.name != QUANTIZED_FILE)
     if not files:
         raise ConfigError(f"no *.safetensors weights in {folder} (pickled checkpoints are not loaded)")
     return files

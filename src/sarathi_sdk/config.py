@@ -20,6 +20,7 @@ from .errors import ConfigError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 POLICY_ORDERS = ("fcfs", "priority")
+QUANTIZATIONS = ("auto", "none", "int8", "int4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,10 @@ class EngineConfig:
     """Longest prompt plus output; None takes the model's own limit."""
     dtype: str = "auto"
     device: str = "auto"
+    quantization: str = "auto"
+    """Weight-only quantization of the linear layers, used by small (decode) steps on the CPU in bf16:
+    "auto" keeps a GGUF file's Q4_0 / Q4_1 weights 4-bit (int4 kernel, no requantizing) and the rest
+    as loaded; "int4" / "int8" also quantize every other linear weight; "none" dequantizes all."""
     attention_backend: str = "auto"
     """"auto", "torch", "triton", or a name a plugin registers."""
     pipeline_parallel_size: int = 1
@@ -100,6 +105,7 @@ class EngineConfig:
         if not 0.0 < float(self.kv_cache_memory_fraction) <= 1.0:
             raise ConfigError(f"kv_cache_memory_fraction must be in (0, 1], got {self.kv_cache_memory_fraction!r}")
         _require_choice("dtype", self.dtype, DTYPES)
+        _require_choice("quantization", self.quantization, QUANTIZATIONS)
         for name in ("scheduler", "attention_backend"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"{name} must be a non-empty name, got {getattr(self, name)!r}")
