@@ -21,6 +21,7 @@ import torch
 
 from sarathi_sdk import ConfigError, EngineConfig, KVCacheSpec, ScheduledBatch, StepOutput
 
+from .cpu_ops import kernels
 from .device import resolve_device, resolve_dtype
 from .inputs import build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
@@ -59,7 +60,7 @@ class TorchModelBackend:
             )
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        self.attention: AttentionBackend = _attention_backend(config, attention_backends)
+        self.attention: AttentionBackend = _attention_backend(config, attention_backends, self.device)
         self.sampler: TokenSampler = sampler if sampler is not None else Sampler(seed=config.seed)
         self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
         self.num_quantized_layers = quantize_model(
@@ -108,9 +109,14 @@ class TorchModelBackend:
             torch.cuda.empty_cache()
 
 
-def _attention_backend(config: EngineConfig, registry: Mapping[str, Factory]) -> AttentionBackend:
-    """`config.attention_backend` from the registry; "auto" is "torch" for now."""
-    name = "torch" if config.attention_backend == "auto" else config.attention_backend
+def _attention_backend(
+    config: EngineConfig, registry: Mapping[str, Factory], device: torch.device
+) -> AttentionBackend:
+    """`config.attention_backend` from the registry; "auto" is "cpu" on the CPU when its kernels
+    compiled (see `cpu_ops`), else "torch"."""
+    name = config.attention_backend
+    if name == "auto":
+        name = "cpu" if device.type == "cpu" and "cpu" in registry and kernels() is not None else "torch"
     factory = registry.get(name)
     if factory is None:
         raise ConfigError(

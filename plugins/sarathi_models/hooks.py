@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sarathi_sdk import EngineConfig, PluginManager, hookimpl
+from sarathi_sdk import ConfigError, EngineConfig, PluginManager, hookimpl
 
 Register = Callable[[str, Callable[..., Any]], None]
 
@@ -39,6 +39,7 @@ def sarathi_register_model_architectures(register: Register) -> None:
 @hookimpl
 def sarathi_register_attention_backends(register: Register) -> None:
     register("torch", _torch_attention)
+    register("cpu", _cpu_attention)
 
 
 @hookimpl(trylast=True)
@@ -70,3 +71,16 @@ def _torch_attention(config: EngineConfig) -> Any:
     from .torch_attention import TorchAttention
 
     return TorchAttention()
+
+
+def _cpu_attention(config: EngineConfig) -> Any:
+    from .cpu_attention import CpuAttention
+    from .cpu_ops import kernels
+
+    compiled = kernels()
+    if compiled is None:
+        raise ConfigError(
+            "attention backend 'cpu' needs the fused CPU kernels, which did not build (a C++ compiler "
+            "and ninja are needed; see the log); use attention_backend='torch'"
+        )
+    return CpuAttention(compiled)

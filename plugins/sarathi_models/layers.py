@@ -17,6 +17,7 @@ from torch import nn
 
 from sarathi_sdk import ConfigError
 
+from .cpu_ops import cpu_kernels
 from .quant import QuantizedWeight, takes_quantized_kernel
 
 
@@ -89,6 +90,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.empty(hidden_size), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = cpu_kernels(x)
+        if fused is not None and x.dim() == 2 and x.is_contiguous():
+            return fused.rms_norm(x, self.weight, self.eps)  # [T, H]
         x32 = x.float()  # [T, H]
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)  # [T, H]
@@ -96,5 +100,8 @@ class RMSNorm(nn.Module):
 
 def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
     """SwiGLU: silu(gate) * up, from the fused [T, 2I] gate/up projection -> [T, I]."""
+    fused = cpu_kernels(gate_up)
+    if fused is not None and gate_up.dim() == 2 and gate_up.is_contiguous():
+        return fused.silu_and_mul(gate_up)  # [T, I]
     gate, up = gate_up.chunk(2, dim=-1)
     return F.silu(gate) * up

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from .cpu_ops import cpu_kernels
 from .model_config import RopeConfig
 
 
@@ -57,7 +58,14 @@ class RotaryEmbedding(torch.nn.Module):
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x [T, H, D] by cos/sin [T, 1, D] (the "rotate half" layout of HF checkpoints)."""
+    """Rotate x [T, H, D] by cos/sin [T, 1, D] (the "rotate half" layout of HF checkpoints).
+
+    On the CPU with the fused kernels, x is rotated in place (and returned): callers pass a fresh
+    projection they do not read again."""
+    fused = cpu_kernels(x)
+    if fused is not None and x.stride(-1) == 1 and cos.is_contiguous() and sin.is_contiguous():
+        fused.rotary_(x, cos, sin)
+        return x
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)  # [T, H, D]
     return x * cos + rotated * sin

@@ -70,9 +70,21 @@ class TorchAttention:
             out[start:end] = _attend_chunk(q[start:end], keys, values, mask, scale)
         if context.num_decodes:
             n = context.num_prefill_tokens
-            mask = _decode_mask(plan, context, sliding_window)  # [N, 1, 1, L]
-            out[n:] = _attend_decodes(q[n:], k_cache, v_cache, context, mask, scale)
+            out[n:] = self.attend_decodes(q[n:], k_cache, v_cache, context, scale, sliding_window)
         return out
+
+    def attend_decodes(
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        context: AttentionContext,
+        scale: float,
+        sliding_window: int | None,
+    ) -> torch.Tensor:
+        """Every decode of the step: q [N, Hq, D] over its own context in the cache -> [N, Hq, D]."""
+        mask = _decode_mask(context.backend_state, context, sliding_window)  # [N, 1, 1, L]
+        return _attend_decodes(q, k_cache, v_cache, context, mask, scale)
 
 
 def _attend_chunk(

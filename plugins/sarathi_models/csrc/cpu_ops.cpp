@@ -1,0 +1,244 @@
+// Fused CPU kernels of the torch backend: one call where eager torch needs five to fifteen small ops.
+//
+// A decode step of a small model on the CPU is dominated by per-op overhead (about a thousand ops of a
+// few microseconds each) and by paged decode attention, which in plain torch copies every decode's
+// whole context out of the paged cache per layer. These kernels read the paged cache in place through
+// the block table and fold RMSNorm, rotary embedding and SwiGLU into one pass each.
+//
+// Rounding: every kernel rounds where the eager torch formulas of `layers.py` and `rope.py` round
+// (those follow transformers), so bf16 results match eager torch bit for bit except for the order of
+// fp32 sums; attention accumulates in fp32 throughout.
+//
+// Scalar types: float and bfloat16 (the CPU backend's two dtypes). Bound with pybind11 by
+// `cpu_ops.py`, which compiles this file once per machine.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace {
+
+inline float to_float(float x) { return x; }
+inline float to_float(at::BFloat16 x) { return static_cast<float>(x); }
+
+template <typename T>
+inline T from_float(float x) { return static_cast<T>(x); }
+
+// Round an fp32 value to the storage type and back, as an eager op producing T would.
+template <typename T>
+inline float round_to(float x) { return to_float(from_float<T>(x)); }
+
+template <typename T>
+void rms_norm_impl(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& out) {
+  const int64_t rows = x.size(0), hidden = x.size(1);
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = xp + r * hidden;
+      T* orow = op + r * hidden;
+      float sum = 0.f;
+      for (int64_t i = 0; i < hidden; ++i) {
+        const float v = to_float(xr[i]);
+        sum += v * v;
+      }
+      const float inv = 1.f / std::sqrt(sum / static_cast<float>(hidden) + static_cast<float>(eps));
+      for (int64_t i = 0; i < hidden; ++i) {
+        // transformers: weight * (x * rsqrt(var + eps)).to(dtype)
+        orow[i] = from_float<T>(to_float(wp[i]) * round_to<T>(to_float(xr[i]) * inv));
+      }
+    }
+  });
+}
+
+template <typename T>
+void silu_and_mul_impl(const at::Tensor& gate_up, at::Tensor& out) {
+  const int64_t rows = gate_up.size(0), inter = out.size(1);
+  const T* gp = gate_up.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* g = gp + r * 2 * inter;
+      const T* u = g + inter;
+      T* o = op + r * inter;
+      for (int64_t i = 0; i < inter; ++i) {
+        const float a = to_float(g[i]);
+        const float silu = round_to<T>(a / (1.f + std::exp(-a)));
+        o[i] = from_float<T>(silu * to_float(u[i]));
+      }
+    }
+  });
+}
+
+// x [T, H, D] rotated in place by cos/sin [T, D] (rotate-half layout).
+template <typename T>
+void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t tokens = x.size(0), heads = x.size(1), dim = x.size(2), half = dim / 2;
+  const int64_t token_stride = x.stride(0), head_stride = x.stride(1);
+  T* xp = x.data_ptr<T>();
+  const T* cp = cos.data_ptr<T>();
+  const T* sp = sin.data_ptr<T>();
+  at::parallel_for(0, tokens, 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(dim);
+    for (int64_t t = begin; t < end; ++t) {
+      const T* c = cp + t * dim;
+      const T* s = sp + t * dim;
+      for (int64_t h = 0; h < heads; ++h) {
+        T* v = xp + t * token_stride + h * head_stride;
+        for (int64_t i = 0; i < dim; ++i) row[i] = to_float(v[i]);
+        for (int64_t i = 0; i < dim; ++i) {
+          // transformers: x * cos + rotate_half(x) * sin, each product rounded, then the sum
+          const float rotated = i < half ? -row[i + half] : row[i - half];
+          v[i] = from_float<T>(round_to<T>(row[i] * to_float(c[i])) + round_to<T>(rotated * to_float(s[i])));
+        }
+      }
+    }
+  });
+}
+
+// Decode attention over the paged cache, read in place through the block table.
+// q [N, Hq, D]; caches [num_blocks, block_size, Hkv, D]; tables [N, max_blocks] int64;
+// context_lens [N] int64; out [N, Hq, D]. One task per (decode, KV head): its G = Hq / Hkv query
+// heads share each key and value row as it is read.
+template <typename T>
+void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                           const at::Tensor& tables, const at::Tensor& context_lens, double scale,
+                           int64_t window, at::Tensor& out) {
+  const int64_t n = q.size(0), hq = q.size(1), dim = q.size(2);
+  const int64_t block_size = k_cache.size(1), hkv = k_cache.size(2);
+  const int64_t group = hq / hkv, max_blocks = tables.size(1);
+  const int64_t row_stride = hkv * dim, block_stride = block_size * row_stride;
+  const T* qp = q.data_ptr<T>();
+  const T* kp = k_cache.data_ptr<T>();
+  const T* vp = v_cache.data_ptr<T>();
+  const int64_t* tp = tables.data_ptr<int64_t>();
+  const int64_t* lp = context_lens.data_ptr<int64_t>();
+  T* op = out.data_ptr<T>();
+  const float fscale = static_cast<float>(scale);
+  at::parallel_for(0, n * hkv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> qf, scores, acc(group * dim);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t i = task / hkv, h = task % hkv;
+      const int64_t length = lp[i];
+      const int64_t first = window > 0 ? std::max<int64_t>(0, length - window) : 0;
+      const int64_t span = length - first;
+      const int64_t* table = tp + i * max_blocks;
+      qf.resize(group * dim);
+      scores.resize(group * span);
+      for (int64_t g = 0; g < group; ++g)
+        for (int64_t d = 0; d < dim; ++d) qf[g * dim + d] = to_float(qp[(i * hq + h * group + g) * dim + d]) * fscale;
+      std::vector<float> best(group, -std::numeric_limits<float>::infinity());
+      for (int64_t j = 0; j < span; ++j) {
+        const int64_t pos = first + j;
+        const T* key = kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim;
+        for (int64_t g = 0; g < group; ++g) {
+          const float* qg = qf.data() + g * dim;
+          float dot = 0.f;
+          for (int64_t d = 0; d < dim; ++d) dot += qg[d] * to_float(key[d]);
+          scores[g * span + j] = dot;
+          best[g] = std::max(best[g], dot);
+        }
+      }
+      std::vector<float> total(group, 0.f);
+      for (int64_t g = 0; g < group; ++g) {
+        float* sg = scores.data() + g * span;
+        for (int64_t j = 0; j < span; ++j) {
+          sg[j] = std::exp(sg[j] - best[g]);
+          total[g] += sg[j];
+        }
+      }
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t j = 0; j < span; ++j) {
+        const int64_t pos = first + j;
+        const T* value = vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim;
+        for (int64_t g = 0; g < group; ++g) {
+          const float p = scores[g * span + j];
+          float* ag = acc.data() + g * dim;
+          for (int64_t d = 0; d < dim; ++d) ag[d] += p * to_float(value[d]);
+        }
+      }
+      for (int64_t g = 0; g < group; ++g) {
+        T* o = op + (i * hq + h * group + g) * dim;
+        const float inv = 1.f / total[g];
+        for (int64_t d = 0; d < dim; ++d) o[d] = from_float<T>(acc[g * dim + d] * inv);
+      }
+    }
+  });
+}
+
+void check_dtype(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
+              " must be float32 or bfloat16, got ", t.scalar_type());
+}
+
+}  // namespace
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  check_dtype(x, "x");
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x must be a contiguous [T, H] tensor");
+  TORCH_CHECK(weight.scalar_type() == x.scalar_type() && weight.numel() == x.size(1) && weight.is_contiguous(),
+              "weight must be a contiguous [H] tensor of x's dtype");
+  at::Tensor out = at::empty_like(x);
+  if (x.scalar_type() == at::kFloat) rms_norm_impl<float>(x, weight, eps, out);
+  else rms_norm_impl<at::BFloat16>(x, weight, eps, out);
+  return out;
+}
+
+at::Tensor silu_and_mul(const at::Tensor& gate_up) {
+  check_dtype(gate_up, "gate_up");
+  TORCH_CHECK(gate_up.dim() == 2 && gate_up.is_contiguous() && gate_up.size(1) % 2 == 0,
+              "gate_up must be a contiguous [T, 2I] tensor");
+  at::Tensor out = at::empty({gate_up.size(0), gate_up.size(1) / 2}, gate_up.options());
+  if (gate_up.scalar_type() == at::kFloat) silu_and_mul_impl<float>(gate_up, out);
+  else silu_and_mul_impl<at::BFloat16>(gate_up, out);
+  return out;
+}
+
+void rotary_(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin) {
+  check_dtype(x, "x");
+  TORCH_CHECK(x.dim() == 3 && x.stride(2) == 1, "x must be [T, H, D] with unit stride in D");
+  TORCH_CHECK(cos.scalar_type() == x.scalar_type() && sin.scalar_type() == x.scalar_type(),
+              "cos and sin must have x's dtype");
+  TORCH_CHECK(cos.is_contiguous() && sin.is_contiguous() && cos.numel() == x.size(0) * x.size(2) &&
+              sin.numel() == cos.numel(), "cos and sin must be contiguous [T, D]");
+  if (x.scalar_type() == at::kFloat) rotary_impl<float>(x, cos, sin);
+  else rotary_impl<at::BFloat16>(x, cos, sin);
+}
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& block_tables, const at::Tensor& context_lens, double scale,
+                            int64_t window) {
+  check_dtype(q, "q");
+  TORCH_CHECK(q.dim() == 3 && q.is_contiguous(), "q must be a contiguous [N, Hq, D] tensor");
+  TORCH_CHECK(k_cache.dim() == 4 && k_cache.is_contiguous() && v_cache.sizes() == k_cache.sizes() &&
+              v_cache.is_contiguous(), "caches must be contiguous [num_blocks, block_size, Hkv, D]");
+  TORCH_CHECK(k_cache.scalar_type() == q.scalar_type() && v_cache.scalar_type() == q.scalar_type(),
+              "caches must have q's dtype");
+  TORCH_CHECK(k_cache.size(3) == q.size(2) && q.size(1) % k_cache.size(2) == 0,
+              "head_dim must match and Hq must be a multiple of Hkv");
+  TORCH_CHECK(block_tables.scalar_type() == at::kLong && block_tables.dim() == 2 && block_tables.is_contiguous() &&
+              block_tables.size(0) == q.size(0), "block_tables must be contiguous [N, max_blocks] int64");
+  TORCH_CHECK(context_lens.scalar_type() == at::kLong && context_lens.numel() == q.size(0) &&
+              context_lens.is_contiguous(), "context_lens must be contiguous [N] int64");
+  at::Tensor out = at::empty_like(q);
+  if (q.scalar_type() == at::kFloat)
+    decode_attention_impl<float>(q, k_cache, v_cache, block_tables, context_lens, scale, window, out);
+  else
+    decode_attention_impl<at::BFloat16>(q, k_cache, v_cache, block_tables, context_lens, scale, window, out);
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
+  m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
+  m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");
+  m.def("decode_attention", &decode_attention, "decode attention over the paged KV cache");
+}
