@@ -41,7 +41,7 @@ def kernels() -> ModuleType | None:
         return load(
             name="sarathi_cpu_ops",
             sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
             extra_ldflags=["-fopenmp"],
             verbose=False,
         )

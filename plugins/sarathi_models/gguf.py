@@ -3,7 +3,7 @@
 The folder is what every other part of sarathi-sdk (and transformers) reads: config.json,
 generation_config.json, model.safetensors (dequantized, fp32: see `gguf_config.STORED_DTYPE`),
 tokenizer.json and tokenizer_config.json (with the chat template), and `quantized.safetensors` with
-the file's Q4_0 / Q4_1 tensors still 4-bit (see `gguf_weights.q4_state_dict`), which the loader
+the file's Q4_0 / Q4_1 tensors still 4-bit (see `gguf_weights.quantized_state_dict`), which the loader
 gives to the int4 kernel (`quant`). transformers ignores that extra file. Converting once and loading the
 folder afterwards keeps GGUF knowledge in these gguf_* modules only: the model loader and the
 tokenizer plugin never see a GGUF.
@@ -29,7 +29,7 @@ from sarathi_sdk import ConfigError
 from .gguf_config import generation_config, model_config
 from .gguf_file import open_gguf
 from .gguf_tokenizer import build_tokenizer, tokenizer_config
-from .gguf_weights import QUANTIZED_FILE, hf_state_dict, q4_state_dict
+from .gguf_weights import QUANTIZED_FILE, hf_state_dict, quantized_state_dict
 
 
 def convert_gguf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
@@ -67,9 +67,9 @@ def write_checkpoint(source: Path, folder: Path) -> None:
     weights = dict(hf_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     del weights
-    quantized = dict(q4_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))
+    quantized = dict(quantized_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))
     if quantized:
-        save_file(quantized, str(folder / QUANTIZED_FILE), metadata={"format": "sarathi-q4"})
+        save_file(quantized, str(folder / QUANTIZED_FILE), metadata={"format": "sarathi-quantized"})
     tokenizer.save(str(folder / "tokenizer.json"))
     _write_json(folder / "config.json", config)
     _write_json(folder / "generation_config.json", generation_config(file))

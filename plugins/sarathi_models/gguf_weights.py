@@ -43,7 +43,7 @@ LAYER_NAMES = {
     "ffn_down": "mlp.down_proj",
 }
 QUANTIZED_FILE = "quantized.safetensors"
-"""Written beside model.safetensors: the file's 4-bit tensors, as `q4_state_dict` yields them."""
+"""Written beside model.safetensors: the file's quantized tensors, as `quantized_state_dict` yields them."""
 LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
 
@@ -82,28 +82,42 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
     return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
-def q4_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
-    """The Q4_0 / Q4_1 tensors of the file kept 4-bit, for the int4 kernel (see `quant`).
+def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The Q4_0 / Q4_1 / Q8_0 tensors of the file kept as stored, for the quantized kernels (`quant`).
 
-    Per HF weight name `W`: `W.q4` uint8 [N, K/2] (the 0..15 values of columns 2j and 2j+1 in the low
-    and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16 [N, K/32], so that the weight is
-    `scale * q + min` per group of 32 columns (Q4_0 has no min of its own: it is `-8 * scale`, exact
-    in fp16). Rows of Q and K are un-permuted like the dequantized weights.
+    Per HF weight name `W` of a 4-bit tensor: `W.q4` uint8 [N, K/2] (the 0..15 values of columns 2j
+    and 2j+1 in the low and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16 [N, K/32], so
+    that the weight is `scale * q + min` per group of 32 columns (Q4_0 has no min of its own: it is
+    `-8 * scale`, exact in fp16). Of a Q8_0 tensor: `W.q8` int8 [N, K] and `W.q8_scale` fp16
+    [N, K/32], the weight being `scale * q`. Rows of Q and K are un-permuted like the dequantized
+    weights.
     """
     import gguf
 
-    kinds = {gguf.GGMLQuantizationType.Q4_0: False, gguf.GGMLQuantizationType.Q4_1: True}
+    kinds = {
+        gguf.GGMLQuantizationType.Q4_0: "q4_0",
+        gguf.GGMLQuantizationType.Q4_1: "q4_1",
+        gguf.GGMLQuantizationType.Q8_0: "q8_0",
+    }
     for tensor in file.tensors:
-        if tensor.tensor_type not in kinds:
+        kind_of_blocks = kinds.get(tensor.tensor_type)
+        if kind_of_blocks is None:
             continue
         name, kind = hf_name(tensor.name)
-        q, scale, minimum = split_q4_blocks(np.asarray(tensor.data), has_min=kinds[tensor.tensor_type])
+        raw = np.asarray(tensor.data)
+        if kind_of_blocks == "q8_0":
+            arrays = dict(zip(("q8", "q8_scale"), split_q8_0_blocks(raw)))
+        else:
+            q, scale, minimum = split_q4_blocks(raw, has_min=kind_of_blocks == "q4_1")
+            arrays = {"q4": q, "q4_scale": scale, "q4_min": minimum}
         if kind in ("attn_q", "attn_k"):
             heads = num_heads if kind == "attn_q" else num_kv_heads
-            q, scale, minimum = (unpermute_rope_rows(a, heads) for a in (q, scale, minimum))
-        yield f"{name}.q4", np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4))
-        yield f"{name}.q4_scale", np.ascontiguousarray(scale)
-        yield f"{name}.q4_min", np.ascontiguousarray(minimum)
+            arrays = {key: unpermute_rope_rows(a, heads) for key, a in arrays.items()}
+        if "q4" in arrays:
+            q = arrays["q4"]
+            arrays["q4"] = q[:, 0::2] | (q[:, 1::2] << 4)
+        for key, array in arrays.items():
+            yield f"{name}.{key}", np.ascontiguousarray(array)
 
 
 def split_q4_blocks(raw: np.ndarray, has_min: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,3 +134,15 @@ def split_q4_blocks(raw: np.ndarray, has_min: bool) -> tuple[np.ndarray, np.ndar
     nibbles = blocks[..., header:]  # [N, G, 16]
     q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1)  # [N, G, 32]
     return q.reshape(rows, -1), scale, minimum.astype(np.float16)
+
+
+def split_q8_0_blocks(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GGML Q8_0 blocks [N, bytes per row] -> q int8 [N, K], scale fp16 [N, K/32].
+
+    A block of 32 weights is d (fp16) then 32 signed bytes.
+    """
+    rows = raw.shape[0]
+    blocks = raw.reshape(rows, -1, 34)  # [N, G, 34]
+    scale = blocks[..., 0:2].copy().view(np.float16)[..., 0]  # [N, G]
+    q = blocks[..., 2:].copy().view(np.int8)  # [N, G, 32]
+    return q.reshape(rows, -1), scale

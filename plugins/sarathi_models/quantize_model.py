@@ -1,7 +1,8 @@
 """Give a loaded model's linear layers their quantized form, as `EngineConfig.quantization` asks.
 
-- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 (the converted folder's
-  `quantized.safetensors`) get the int4 kernel, exactly as stored; every other weight stays as loaded.
+- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q8_0 (the converted folder's
+  `quantized.safetensors`) get the int4 kernel or the fused Q8_0 kernel, exactly as stored (the
+  embedding's Q8_0 form serves the tied LM head); every other weight stays as loaded.
 - "int4" / "int8": as "auto", and every other linear weight (the tied LM head included) is quantized
   round-to-nearest: int4 in groups of 32, int8 per output channel.
 - "none": nothing is quantized.
@@ -25,7 +26,11 @@ from sarathi_sdk import ConfigError
 from .gguf_weights import QUANTIZED_FILE
 from .layers import Linear, MergedLinear
 from .protocols import CausalLM
-from .quant import Int4Weight, QuantizedWeight, pack_int4, quantize_int4, quantize_int8
+from .cpu_ops import cpu_kernels
+from .quant import Q80Weight, QuantizedWeight, pack_int4, quantize_int4, quantize_int8
+
+TIED_HEAD = "model.embed_tokens"
+"""The embedding's module name: with tied embeddings its stored form is the LM head's."""
 
 
 def quantize_model(model: CausalLM, model_dir: str | Path, mode: str, device: torch.device, dtype: torch.dtype) -> int:
@@ -36,16 +41,18 @@ def quantize_model(model: CausalLM, model_dir: str | Path, mode: str, device: to
         if mode == "auto":
             return 0
         raise ConfigError(f"quantization {mode!r} runs on the CPU in bfloat16; got {device.type} {dtype}")
-    stored = _stored_int4(Path(model_dir), model)
+    stored = _stored(Path(model_dir), model)
     count = 0
     for name, module in model.named_modules():  # type: ignore[attr-defined]
         if not isinstance(module, Linear):
             continue
         module.quantized = stored.get(name) or _requantized(module.weight, mode)
         count += module.quantized is not None
-    if getattr(model, "lm_head", None) is None and mode in ("int4", "int8"):
-        model.tied_head_quantized = _requantized(model.model.embed_tokens.weight, mode)  # type: ignore[attr-defined]
-        count += 1
+    if getattr(model, "lm_head", None) is None:
+        embedding = model.model.embed_tokens  # type: ignore[attr-defined]
+        head = stored.get(TIED_HEAD) or _requantized(embedding.weight, mode)
+        model.tied_head_quantized = head  # type: ignore[attr-defined]
+        count += head is not None
     return count
 
 
@@ -57,33 +64,40 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
     return None
 
 
-def _stored_int4(model_dir: Path, model: CausalLM) -> dict[str, Int4Weight]:
-    """Module name -> its int4 weight, for every linear layer whose checkpoint tensors (all parts of
-    a fused one) the folder's `quantized.safetensors` holds."""
+def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
+    """Module name -> its quantized weight as the checkpoint stored it, for every module whose
+    tensors (all parts of a fused one, in one format) the folder's `quantized.safetensors` holds."""
     path = model_dir / QUANTIZED_FILE
     if not path.is_file():
         return {}
     from safetensors import safe_open
 
+    fused = cpu_kernels(torch.empty(0, dtype=torch.bfloat16))
     with safe_open(str(path), framework="pt", device="cpu") as handle:
-        names = {key.removesuffix(".q4") for key in handle.keys() if key.endswith(".q4")}
-        modules: dict[str, list[tuple[str | None, str]]] = {}
-        for name in names:  # e.g. model.layers.0.self_attn.q_proj.weight
-            module, shard = _module_of(name, model.packed_modules)
-            modules.setdefault(module, []).append((shard, name))
-        found: dict[str, Int4Weight] = {}
+        modules: dict[str, dict[str | None, tuple[str, str]]] = {}
+        for key in handle.keys():
+            name, _, kind = key.rpartition(".")
+            if kind in ("q4", "q8"):
+                module, shard = _module_of(name, model.packed_modules)
+                modules.setdefault(module, {})[shard] = (kind, name)
+        found: dict[str, QuantizedWeight] = {}
         for module_name, parts in modules.items():
             module = model.get_submodule(module_name)  # type: ignore[attr-defined]
             order = list(module.shard_offsets) if isinstance(module, MergedLinear) else [None]
-            by_shard = dict(parts)
-            if sorted(by_shard, key=str) != sorted(order, key=str):
-                continue  # a fused layer with a part stored in another type keeps its bf16 weight
-            packed, scale, minimum = (
-                torch.cat([handle.get_tensor(by_shard[s] + suffix) for s in order], dim=0)
-                for suffix in (".q4", ".q4_scale", ".q4_min")
-            )  # [N, K/2] uint8, [N, K/32] fp16, [N, K/32] fp16
-            q = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)  # [N, K]
-            found[module_name] = pack_int4(q, scale, minimum)
+            kinds = {kind for kind, _ in parts.values()}
+            if set(parts) != set(order) or len(kinds) != 1:
+                continue  # a part stored in another format: the module keeps its bf16 weight
+            names = [parts[shard][1] for shard in order]
+
+            def cat(suffix: str) -> torch.Tensor:
+                return torch.cat([handle.get_tensor(name + suffix) for name in names], dim=0)
+
+            if kinds == {"q4"}:
+                packed = cat(".q4")  # [N, K/2] uint8
+                q = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)  # [N, K]
+                found[module_name] = pack_int4(q, cat(".q4_scale"), cat(".q4_min"))
+            elif fused is not None:
+                found[module_name] = Q80Weight(q=cat(".q8"), scales=cat(".q8_scale").float(), kernels=fused)
     return found
 
 

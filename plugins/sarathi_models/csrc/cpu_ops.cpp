@@ -14,12 +14,16 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -29,6 +33,15 @@ inline float to_float(at::BFloat16 x) { return static_cast<float>(x); }
 
 template <typename T>
 inline T from_float(float x) { return static_cast<T>(x); }
+
+// A row of `n` values as fp32 in `dst`: a plain copy, or bf16 bits shifted into fp32 bits (exact),
+// written so the compiler vectorizes it.
+inline void load_row(const float* src, float* dst, int64_t n) { std::memcpy(dst, src, n * sizeof(float)); }
+inline void load_row(const at::BFloat16* src, float* dst, int64_t n) {
+  const uint16_t* bits = reinterpret_cast<const uint16_t*>(src);
+  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint32_t>(bits[i]) << 16;
+}
 
 // Round an fp32 value to the storage type and back, as an eager op producing T would.
 template <typename T>
@@ -103,6 +116,64 @@ void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   });
 }
 
+#if defined(__AVX512F__)
+// The hot case of decode attention with AVX-512: head_dim 64 and at most 8 query heads per KV head.
+// A key or value row lives in four registers, the G output rows in 4 G more, so each cached row is
+// loaded and widened from bf16 once and never spilled. Returns false when the shape is not that case.
+template <typename T>
+bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t first, int64_t span,
+                        int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t h,
+                        int64_t group, const float* qf, float* scores, T* const* outs) {
+  if (!std::is_same<T, at::BFloat16>::value || group > 8) return false;
+  auto load4 = [](const T* src, __m512* r) {
+    const __m256i* bits = reinterpret_cast<const __m256i*>(src);
+    for (int c = 0; c < 4; ++c)
+      r[c] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(bits + c)), 16));
+  };
+  __m512 q[8][4], acc[8][4], row[4];
+  for (int64_t g = 0; g < group; ++g)
+    for (int c = 0; c < 4; ++c) {
+      q[g][c] = _mm512_loadu_ps(qf + g * 64 + c * 16);
+      acc[g][c] = _mm512_setzero_ps();
+    }
+  float best[8], total[8];
+  for (int64_t g = 0; g < group; ++g) best[g] = -std::numeric_limits<float>::infinity(), total[g] = 0.f;
+  for (int64_t j = 0; j < span; ++j) {
+    const int64_t pos = first + j;
+    load4(kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * 64, row);
+    for (int64_t g = 0; g < group; ++g) {
+      __m512 dot = _mm512_mul_ps(q[g][0], row[0]);
+      for (int c = 1; c < 4; ++c) dot = _mm512_fmadd_ps(q[g][c], row[c], dot);
+      const float s = _mm512_reduce_add_ps(dot);
+      scores[g * span + j] = s;
+      best[g] = std::max(best[g], s);
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* sg = scores + g * span;
+    for (int64_t j = 0; j < span; ++j) {
+      sg[j] = std::exp(sg[j] - best[g]);
+      total[g] += sg[j];
+    }
+  }
+  for (int64_t j = 0; j < span; ++j) {
+    const int64_t pos = first + j;
+    load4(vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * 64, row);
+    for (int64_t g = 0; g < group; ++g) {
+      const __m512 p = _mm512_set1_ps(scores[g * span + j]);
+      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_fmadd_ps(p, row[c], acc[g][c]);
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    const __m512 inv = _mm512_set1_ps(1.f / total[g]);
+    alignas(64) float o[64];
+    for (int c = 0; c < 4; ++c) _mm512_store_ps(o + c * 16, _mm512_mul_ps(acc[g][c], inv));
+    for (int d = 0; d < 64; ++d) outs[g][d] = from_float<T>(o[d]);
+  }
+  return true;
+}
+#endif
+
 // Decode attention over the paged cache, read in place through the block table.
 // q [N, Hq, D]; caches [num_blocks, block_size, Hkv, D]; tables [N, max_blocks] int64;
 // context_lens [N] int64; out [N, Hq, D]. One task per (decode, KV head): its G = Hq / Hkv query
@@ -123,7 +194,7 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
   T* op = out.data_ptr<T>();
   const float fscale = static_cast<float>(scale);
   at::parallel_for(0, n * hkv, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> qf, scores, acc(group * dim);
+    std::vector<float> qf, scores, acc(group * dim), row(dim);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t i = task / hkv, h = task % hkv;
       const int64_t length = lp[i];
@@ -134,14 +205,24 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
       scores.resize(group * span);
       for (int64_t g = 0; g < group; ++g)
         for (int64_t d = 0; d < dim; ++d) qf[g * dim + d] = to_float(qp[(i * hq + h * group + g) * dim + d]) * fscale;
+#if defined(__AVX512F__)
+      if (dim == 64) {
+        T* outs[8];
+        for (int64_t g = 0; g < group && g < 8; ++g) outs[g] = op + (i * hq + h * group + g) * dim;
+        if (decode_task_avx512<T>(kp, vp, table, first, span, block_size, block_stride, row_stride, h, group,
+                                  qf.data(), scores.data(), outs))
+          continue;
+      }
+#endif
       std::vector<float> best(group, -std::numeric_limits<float>::infinity());
       for (int64_t j = 0; j < span; ++j) {
         const int64_t pos = first + j;
-        const T* key = kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim;
+        load_row(kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim, row.data(), dim);
         for (int64_t g = 0; g < group; ++g) {
           const float* qg = qf.data() + g * dim;
           float dot = 0.f;
-          for (int64_t d = 0; d < dim; ++d) dot += qg[d] * to_float(key[d]);
+#pragma omp simd reduction(+ : dot)
+          for (int64_t d = 0; d < dim; ++d) dot += qg[d] * row[d];
           scores[g * span + j] = dot;
           best[g] = std::max(best[g], dot);
         }
@@ -157,17 +238,58 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t j = 0; j < span; ++j) {
         const int64_t pos = first + j;
-        const T* value = vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim;
+        load_row(vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim, row.data(), dim);
         for (int64_t g = 0; g < group; ++g) {
           const float p = scores[g * span + j];
           float* ag = acc.data() + g * dim;
-          for (int64_t d = 0; d < dim; ++d) ag[d] += p * to_float(value[d]);
+#pragma omp simd
+          for (int64_t d = 0; d < dim; ++d) ag[d] += p * row[d];
         }
       }
       for (int64_t g = 0; g < group; ++g) {
         T* o = op + (i * hq + h * group + g) * dim;
         const float inv = 1.f / total[g];
         for (int64_t d = 0; d < dim; ++d) o[d] = from_float<T>(acc[g * dim + d] * inv);
+      }
+    }
+  });
+}
+
+// x [M, K] (fp32) times the transposed GGUF Q8_0 weight: q [N, K] int8, d [N, K / 32] fp32, w = d * q.
+template <typename T>
+void q8_0_matmul_impl(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d, at::Tensor& out) {
+  const int64_t m = x.size(0), k = x.size(1), n = q.size(0), groups = k / 32;
+  const float* xp = x.data_ptr<float>();
+  const int8_t* qp = q.data_ptr<int8_t>();
+  const float* dp = d.data_ptr<float>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* qr = qp + r * k;
+      const float* dr = dp + r * groups;
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xr = xp + i * k;
+#if defined(__AVX512F__)
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t g = 0; g < groups; ++g) {
+          const __m128i* bytes = reinterpret_cast<const __m128i*>(qr + g * 32);
+          const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(bytes)));
+          const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(bytes + 1)));
+          const __m512 dot = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xr + g * 32 + 16),
+                                             _mm512_mul_ps(lo, _mm512_loadu_ps(xr + g * 32)));
+          acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[g]), dot, acc);
+        }
+        op[i * n + r] = from_float<T>(_mm512_reduce_add_ps(acc));
+        continue;
+#endif
+        float total = 0.f;
+        for (int64_t g = 0; g < groups; ++g) {
+          float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t j = 0; j < 32; ++j) dot += static_cast<float>(qr[g * 32 + j]) * xr[g * 32 + j];
+          total += dr[g] * dot;
+        }
+        op[i * n + r] = from_float<T>(total);
       }
     }
   });
@@ -236,7 +358,22 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   return out;
 }
 
+at::Tensor q8_0_matmul(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d) {
+  check_dtype(x, "x");
+  TORCH_CHECK(x.dim() == 2 && q.dim() == 2 && x.size(1) == q.size(1) && q.size(1) % 32 == 0,
+              "x [M, K] and q [N, K] with K a multiple of 32 expected");
+  TORCH_CHECK(q.scalar_type() == at::kChar && q.is_contiguous(), "q must be contiguous int8");
+  TORCH_CHECK(d.scalar_type() == at::kFloat && d.is_contiguous() && d.size(0) == q.size(0) &&
+              d.size(1) == q.size(1) / 32, "d must be contiguous [N, K / 32] float32");
+  at::Tensor xf = x.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({x.size(0), q.size(0)}, x.options());
+  if (x.scalar_type() == at::kFloat) q8_0_matmul_impl<float>(xf, q, d, out);
+  else q8_0_matmul_impl<at::BFloat16>(xf, q, d, out);
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("q8_0_matmul", &q8_0_matmul, "x [M, K] @ w.T for a GGUF Q8_0 weight w [N, K]");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
   m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");
