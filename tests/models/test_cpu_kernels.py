@@ -1,0 +1,94 @@
+"""The fused CPU kernels against eager torch (the formulas they replace) and a float64 attention
+reference: random block tables, contexts that end mid-block, GQA ratios 1 to 4, sliding windows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sarathi_models.cpu_ops import kernels
+
+pytestmark = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
+DTYPES = [torch.float32, torch.bfloat16]
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> bool:
+    """fp32: to 1e-5. bf16: within one bf16 step of the value (the order of fp32 sums may differ)."""
+    if dtype == torch.float32:
+        return torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+    return bool(((got.float() - want.float()).abs() <= 2.0**-7 * want.float().abs() + 1e-6).all())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_matches_the_eager_formula(dtype):
+    x, w = torch.randn(5, 96).to(dtype), torch.randn(96).to(dtype)
+    x32 = x.float()
+    want = w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + 1e-5)).to(dtype)
+    assert _close(kernels().rms_norm(x, w, 1e-5), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_silu_and_mul_matches_the_eager_formula(dtype):
+    gate_up = torch.randn(4, 2 * 80).to(dtype)
+    gate, up = gate_up.chunk(2, dim=-1)
+    assert _close(kernels().silu_and_mul(gate_up), F.silu(gate) * up, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotary_in_place_on_a_strided_view_matches_rotate_half(dtype):
+    t, heads, dim = 6, 3, 32
+    fused = torch.randn(t, heads * dim + 17).to(dtype)  # q as a slice of a wider projection
+    x = fused[:, : heads * dim].view(t, heads, dim)  # [T, H, D], row stride heads * dim + 17
+    angles = torch.randn(t, 1, dim)
+    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)  # [T, 1, D]
+    half = dim // 2
+    want = x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    tail = fused[:, heads * dim :].clone()
+    kernels().rotary_(x, cos, sin)
+    assert _close(x, want, dtype)
+    assert torch.equal(fused[:, heads * dim :], tail)  # the rest of the projection is untouched
+
+
+def reference_decode_attention(q, k_cache, v_cache, tables, lengths, scale, window):
+    """float64, one decode at a time, keys gathered position by position."""
+    n, hq, d = q.shape
+    bs, hkv = k_cache.shape[1], k_cache.shape[2]
+    out = torch.empty(n, hq, d, dtype=torch.float64)
+    for i in range(n):
+        length = int(lengths[i])
+        first = max(0, length - window) if window else 0
+        pos = torch.arange(first, length)
+        slots = tables[i, pos // bs], pos % bs
+        keys = k_cache[slots].double()  # [L, Hkv, D]
+        values = v_cache[slots].double()
+        for h in range(hq):
+            kv = h // (hq // hkv)
+            probs = torch.softmax(keys[:, kv] @ q[i, h].double() * scale, dim=0)  # [L]
+            out[i, h] = probs @ values[:, kv]
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dim", [64, 32])  # 64 takes the AVX-512 path where the CPU has it
+@pytest.mark.parametrize(("hq", "hkv"), [(4, 4), (4, 2), (8, 2), (9, 3)])
+@pytest.mark.parametrize("window", [0, 7])
+def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(dtype, dim, hq, hkv, window):
+    gen = torch.Generator().manual_seed(hq * 100 + dim + window)
+    num_blocks, bs = 40, 4
+    k_cache = torch.randn(num_blocks, bs, hkv, dim, generator=gen).to(dtype)
+    v_cache = torch.randn(num_blocks, bs, hkv, dim, generator=gen).to(dtype)
+    lengths = torch.tensor([1, 5, 13, 30])  # ending mid-block, a single token, several blocks
+    tables = torch.stack([torch.randperm(num_blocks, generator=gen)[:8] for _ in lengths])  # [N, 8]
+    q = torch.randn(len(lengths), hq, dim, generator=gen).to(dtype)
+    got = kernels().decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    want = reference_decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(got.double(), want, atol=tolerance, rtol=tolerance)
+
+
+def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error():
+    with pytest.raises(RuntimeError, match="contiguous"):
+        kernels().rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)
+    with pytest.raises(RuntimeError, match="float32 or bfloat16"):
+        kernels().silu_and_mul(torch.randn(2, 8).double())

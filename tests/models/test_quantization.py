@@ -1,0 +1,90 @@
+"""Quantized weights: GGUF blocks kept as stored reproduce `gguf.quants.dequantize`, the int4 kernel
+stays within its documented bf16 rounding, and the loader attaches them as `quantization` asks."""
+
+from __future__ import annotations
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from sarathi_models.cpu_ops import kernels
+from sarathi_models.gguf_weights import split_q4_blocks, split_q8_0_blocks
+from sarathi_models.quant import pack_int4, quantize_int4, quantize_int8
+from sarathi_sdk import ConfigError, EngineConfig
+from tests.models.helpers import make_backend
+
+Q = gguf.GGMLQuantizationType
+WEIGHT = np.random.default_rng(0).standard_normal((48, 128)).astype(np.float32) * 0.2  # [N, K]
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1])
+def test_q4_blocks_split_into_scale_q_min_reproduce_dequantize_exactly(qtype):
+    raw = gguf.quants.quantize(WEIGHT, qtype)  # [N, bytes per row]
+    q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
+    groups = q.reshape(48, -1, 32).astype(np.float32)  # [N, G, 32]
+    ours = (scale.astype(np.float32)[..., None] * groups + minimum.astype(np.float32)[..., None]).reshape(48, 128)
+    np.testing.assert_array_equal(ours, gguf.quants.dequantize(raw, qtype))
+
+
+def test_q8_0_blocks_split_into_scale_and_q_reproduce_dequantize_exactly():
+    raw = gguf.quants.quantize(WEIGHT, Q.Q8_0)
+    q, scale = split_q8_0_blocks(raw)
+    ours = (scale.astype(np.float32)[..., None] * q.reshape(48, -1, 32).astype(np.float32)).reshape(48, 128)
+    np.testing.assert_array_equal(ours, gguf.quants.dequantize(raw, Q.Q8_0))
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1])
+def test_int4_kernel_reproduces_gguf_weights_within_bf16_scale_rounding(qtype):
+    """The kernel keeps d and m + 8d in bf16 and rounds (q - 8) * d, the weight and its output to bf16:
+    each rounding moves a value by at most 2^-9 of itself, so a weight may move by 2^-9 of
+    (16 |d| + |m + 8d| + 2 |w|), and no more."""
+    raw = gguf.quants.quantize(WEIGHT, qtype)
+    q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
+    packed = pack_int4(torch.from_numpy(q.astype(np.int32)), torch.from_numpy(scale), torch.from_numpy(minimum))
+    got = packed.matmul(torch.eye(128, dtype=torch.bfloat16)).float().T  # [N, K]: the weights back
+    want = torch.from_numpy(gguf.quants.dequantize(raw, qtype))  # [N, K]
+    d = torch.from_numpy(scale.astype(np.float32)).repeat_interleave(32, dim=1)  # [N, K]
+    zero = torch.from_numpy(minimum.astype(np.float32)).repeat_interleave(32, dim=1) + 8 * d
+    bound = 2.0**-9 * (16 * d.abs() + zero.abs() + 2 * want.abs()) + 1e-7
+    assert ((got - want).abs() <= bound).all()
+    assert (got - want).abs().max() > 0  # the rounding is real: the bound above is what is tested
+
+
+def test_rtn_int4_and_int8_stay_within_half_a_step_and_the_bf16_rounding():
+    w = torch.from_numpy(WEIGHT)  # [N, K]
+    eye = torch.eye(128, dtype=torch.bfloat16)
+    int4 = quantize_int4(w).matmul(eye).float().T  # [N, K]
+    step4 = (w.view(48, 4, 32).amax(-1) - w.view(48, 4, 32).amin(-1)).repeat_interleave(32, dim=1) / 15
+    assert ((int4 - w).abs() <= step4 / 2 + 2.0**-8 * w.abs().amax()).all()
+    int8 = quantize_int8(w).matmul(eye).float().T
+    step8 = w.abs().amax(dim=1, keepdim=True) / 127  # [N, 1]
+    # half a step, plus the bf16 scale's rounding times up to 127 steps, plus the bf16 output's
+    assert ((int8 - w).abs() <= step8 / 2 + 127 * 2.0**-9 * step8 + 2.0**-8 * w.abs()).all()
+
+
+@pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
+def test_q8_0_kernel_is_the_stored_weights_matmul():
+    raw = gguf.quants.quantize(WEIGHT, Q.Q8_0)
+    q, scale = split_q8_0_blocks(raw)
+    x = torch.randn(3, 128)  # [M, K] fp32
+    got = kernels().q8_0_matmul(x, torch.from_numpy(q.copy()), torch.from_numpy(scale.astype(np.float32)))
+    want = x.double() @ torch.from_numpy(gguf.quants.dequantize(raw, Q.Q8_0)).double().T  # [M, N]
+    assert torch.allclose(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+def test_int4_and_int8_requantize_every_linear_layer_in_bf16(checkpoint):
+    folder = checkpoint("llama")
+    for mode in ("int4", "int8"):
+        backend = make_backend(folder, dtype="bfloat16", quantization=mode)
+        layers = [m for m in backend.model.modules() if hasattr(m, "quantized")]
+        assert layers and all(m.quantized is not None for m in layers)
+    assert make_backend(folder, dtype="bfloat16", quantization="none").num_quantized_layers == 0
+    assert make_backend(folder, dtype="bfloat16").num_quantized_layers == 0  # "auto": nothing stored
+
+
+def test_quantization_is_refused_where_no_kernel_runs(checkpoint):
+    with pytest.raises(ConfigError, match="bfloat16"):
+        make_backend(checkpoint("llama"), dtype="float32", quantization="int4")
+    with pytest.raises(ConfigError, match="quantization"):
+        EngineConfig(quantization="int3")
