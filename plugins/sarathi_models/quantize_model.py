@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from sarathi_sdk import ConfigError
 
+from .cpu_ops import cpu_kernels
 from .gguf_weights import QUANTIZED_FILE
 from .layers import Linear, MergedLinear
 from .protocols import CausalLM
-from .cpu_ops import cpu_kernels
 from .quant import Q80Weight, QuantizedWeight, pack_int4, quantize_int4, quantize_int8
 
 TIED_HEAD = "model.embed_tokens"
@@ -88,17 +89,20 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
             if set(parts) != set(order) or len(kinds) != 1:
                 continue  # a part stored in another format: the module keeps its bf16 weight
             names = [parts[shard][1] for shard in order]
-
-            def cat(suffix: str) -> torch.Tensor:
-                return torch.cat([handle.get_tensor(name + suffix) for name in names], dim=0)
-
             if kinds == {"q4"}:
-                packed = cat(".q4")  # [N, K/2] uint8
+                packed = _stacked(handle, names, ".q4")  # [N, K/2] uint8
                 q = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)  # [N, K]
-                found[module_name] = pack_int4(q, cat(".q4_scale"), cat(".q4_min"))
+                scale, minimum = _stacked(handle, names, ".q4_scale"), _stacked(handle, names, ".q4_min")
+                found[module_name] = pack_int4(q, scale, minimum)
             elif fused is not None:
-                found[module_name] = Q80Weight(q=cat(".q8"), scales=cat(".q8_scale").float(), kernels=fused)
+                q, scale = _stacked(handle, names, ".q8"), _stacked(handle, names, ".q8_scale")
+                found[module_name] = Q80Weight(q=q, scales=scale.float(), kernels=fused)
     return found
+
+
+def _stacked(handle: Any, names: list[str], suffix: str) -> torch.Tensor:
+    """The parts' tensors of one kind, stacked along the output rows in shard order."""
+    return torch.cat([handle.get_tensor(name + suffix) for name in names], dim=0)
 
 
 def _module_of(tensor_name: str, packed: Mapping[str, tuple[str, str]]) -> tuple[str, str | None]:
