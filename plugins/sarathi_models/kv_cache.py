@@ -52,7 +52,8 @@ def kv_cache_spec(model: ModelConfig, config: EngineConfig, device: torch.device
     else:
         num_blocks = int(_available_ram() * config.kv_cache_memory_fraction) // per_block
         blocks_per_seq = -(-model_len // config.block_size)
-        num_blocks = min(num_blocks, config.max_num_seqs * blocks_per_seq)
+        max_num_seqs = config.max_num_seqs or 128  # None: token_budget="auto", whose default is at most 128
+        num_blocks = min(num_blocks, max_num_seqs * blocks_per_seq)
     return KVCacheSpec(
         bytes_per_block=per_block, num_blocks=num_blocks, max_model_len=model_len, vocab_size=model.vocab_size
     )

@@ -1,4 +1,4 @@
-"""The `sarathi` command: generate, chat, convert a GGUF, list plugins.
+"""The `sarathi` command: generate, chat, benchmark, convert a GGUF, list plugins.
 
 - `sarathi generate PROMPT` streams one completion to stdout. For a model with a chat template (an
   instruct model, like the bundled SmolLM2-135M-Instruct) the prompt is sent as one user message with
@@ -8,6 +8,7 @@
 - `sarathi chat` reads user lines from stdin and streams each reply, keeping the conversation; it
   ends at end of input or `/exit`.
 - `sarathi convert GGUF OUT_DIR` writes the Hugging Face folder of a Llama GGUF file.
+- `sarathi bench compare | capacity | micro` measures the schedulers (`sarathi_sdk.bench`).
 - `sarathi plugins` lists the registered plugins and what they register.
 
 Decoding is greedy unless `--temperature` says otherwise, so the same command prints the same answer.
@@ -27,6 +28,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from .bench import commands as bench_commands
 from .config import EngineConfig
 from .engine import Engine
 from .errors import ConfigError, InvalidRequestError, SarathiError
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("gguf", metavar="GGUF")
     convert.add_argument("out_dir", metavar="OUT_DIR")
     convert.set_defaults(run=run_convert)
+
+    bench_commands.add_parser(commands)
 
     plugins = commands.add_parser("plugins", help="list the registered plugins and their registries")
     plugins.add_argument("--entry-points", action="store_true", help="also load third-party entry-point plugins")

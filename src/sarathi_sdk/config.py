@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from .errors import ConfigError
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 POLICY_ORDERS = ("fcfs", "priority")
 QUANTIZATIONS = ("auto", "none", "int8", "int4")
+AUTO = "auto"
+"""`token_budget=AUTO`: profile the model at start and take the largest budget meeting `tbt_slo`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,15 @@ class EngineConfig:
     """A Hugging Face checkpoint folder or a .gguf file; None is the bundled default model."""
     scheduler: str = "sarathi"
     """Batch policy by registered name: "sarathi" (default), "vllm", "orca", "static" or a plugin's."""
-    token_budget: int = 512
-    """Most tokens (decodes plus prefill chunks) that one step may carry."""
+    token_budget: int | str = 512
+    """Most tokens (decodes plus prefill chunks) that one step may carry. "auto" (needs `tbt_slo`):
+    the engine profiles the model at start, as Sarathi-Serve picks its budget, and takes the largest
+    budget whose step time meets `tbt_slo` (see `sarathi_sdk.budget`). Until then the defaults and checks
+    that need a number (`max_num_seqs`, `low_chunk_size`) wait; the started engine's `config` holds the
+    chosen int."""
+    tbt_slo: float | None = None
+    """Time-between-tokens target in seconds (> 0) for `token_budget="auto"`, and only for it: a fixed
+    budget would ignore it. The engine clears it once it has replaced "auto" by the chosen budget."""
     max_num_seqs: int | None = None
     """Most requests running (holding KV blocks) at once; None is `min(128, token_budget)`."""
     policy_order: str = "fcfs"
@@ -88,20 +98,21 @@ class EngineConfig:
     or only those named."""
 
     def __post_init__(self) -> None:
-        if self.max_num_seqs is None and _is_int(self.token_budget):
+        auto = self._check_token_budget()
+        if self.max_num_seqs is None and not auto:
             object.__setattr__(self, "max_num_seqs", min(128, self.token_budget))
-        for name in ("token_budget", "max_num_seqs", "block_size", "pipeline_parallel_size"):
+        for name in ("block_size", "pipeline_parallel_size"):
             _require_int(name, getattr(self, name), minimum=1)
-        for name in ("num_kv_blocks", "max_model_len"):
+        for name in ("max_num_seqs", "num_kv_blocks", "max_model_len"):
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
         _require_int("seed", self.seed, minimum=0)
-        if self.max_num_seqs > self.token_budget:
+        if not auto and self.max_num_seqs > self.token_budget:
             raise ConfigError(
                 f"max_num_seqs ({self.max_num_seqs}) must not exceed token_budget ({self.token_budget}): "
                 "every running decode takes one token of the step's budget"
             )
-        self._check_policy_options()
+        self._check_policy_options(auto)
         if not 0.0 < float(self.kv_cache_memory_fraction) <= 1.0:
             raise ConfigError(f"kv_cache_memory_fraction must be in (0, 1], got {self.kv_cache_memory_fraction!r}")
         _require_choice("dtype", self.dtype, DTYPES)
@@ -118,7 +129,28 @@ class EngineConfig:
                 self, "load_entrypoint_plugins", _as_tuple("load_entrypoint_plugins", self.load_entrypoint_plugins)
             )
 
-    def _check_policy_options(self) -> None:
+    def _check_token_budget(self) -> bool:
+        """Validate `token_budget` and `tbt_slo` together; True when the budget is still "auto"."""
+        if self.tbt_slo is not None and (
+            isinstance(self.tbt_slo, bool) or not isinstance(self.tbt_slo, (int, float))
+            or not math.isfinite(self.tbt_slo) or self.tbt_slo <= 0
+        ):
+            raise ConfigError(f"tbt_slo must be a finite number of seconds > 0, got {self.tbt_slo!r}")
+        if self.token_budget == AUTO:
+            if self.tbt_slo is None:
+                raise ConfigError(
+                    "token_budget='auto' needs tbt_slo=SECONDS: the step-time target the profiled budget must meet"
+                )
+            return True
+        _require_int("token_budget", self.token_budget, minimum=1, alternative="'auto'")
+        if self.tbt_slo is not None:
+            raise ConfigError(
+                f"tbt_slo only applies to token_budget='auto' (it picks the budget); with token_budget="
+                f"{self.token_budget} it would be ignored: drop tbt_slo or set token_budget='auto'"
+            )
+        return False
+
+    def _check_policy_options(self, auto: bool) -> None:
         _require_choice("policy_order", self.policy_order, POLICY_ORDERS)
         for name in ("max_num_partial_prefills", "long_prefill_token_threshold"):
             if getattr(self, name) is not None:
@@ -129,9 +161,12 @@ class EngineConfig:
             )
         _require_int("chunk_schedule_max_tokens", self.chunk_schedule_max_tokens, minimum=1)
         _require_int("chunk_schedule_stages", self.chunk_schedule_stages, minimum=1)
+        if self.low_chunk_size is not None:
+            _require_int("low_chunk_size", self.low_chunk_size, minimum=1)
+        if auto:
+            return  # the default and the range wait for the profiled budget
         if self.low_chunk_size is None:
             object.__setattr__(self, "low_chunk_size", max(self.max_num_seqs, self.token_budget // 4))
-        _require_int("low_chunk_size", self.low_chunk_size, minimum=1)
         if not self.max_num_seqs <= self.low_chunk_size <= self.token_budget:
             raise ConfigError(
                 f"low_chunk_size ({self.low_chunk_size}) must lie between max_num_seqs ({self.max_num_seqs}) "
@@ -154,9 +189,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _require_int(name: str, value: object, minimum: int) -> None:
+def _require_int(name: str, value: object, minimum: int, alternative: str | None = None) -> None:
     if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        also = f" or {alternative}" if alternative else ""
+        raise ConfigError(f"{name} must be an integer >= {minimum}{also}, got {value!r}")
 
 def _require_choice(name: str, value: object, choices: Sequence[str]) -> None:
     if value not in choices:

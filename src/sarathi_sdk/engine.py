@@ -25,7 +25,8 @@ from typing import Any
 
 from .admission import Admission, Prompt, check_messages
 from .batch import ScheduledBatch, StepOutput
-from .config import EngineConfig
+from .budget import profile_token_budget
+from .config import AUTO, EngineConfig
 from .errors import EngineDeadError, EngineStateError, InvalidRequestError, PluginError, RequestError
 from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, Tokenizer
 from .metrics import EngineStats
@@ -74,6 +75,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._num_steps = 0
         self._num_tokens = 0
+        self._budget_profile: list[tuple[int, float]] | None = None
 
     @property
     def state(self) -> EngineState:
@@ -83,6 +85,12 @@ class Engine:
     def tokenizer(self) -> Tokenizer | None:
         """The model's tokenizer once started; None before, or when prompts must be token ids."""
         return self._tokenizer
+
+    @property
+    def token_budget_profile(self) -> tuple[tuple[int, float], ...] | None:
+        """With `token_budget="auto"`, the (budget, seconds per step) pairs profiled at start, the last
+        one that met `tbt_slo` being the budget chosen; None otherwise (or before start)."""
+        return None if self._budget_profile is None else tuple(self._budget_profile)
 
     @property
     def plugin_manager(self) -> PluginManager:
@@ -132,6 +140,10 @@ class Engine:
         spec = self._backend.kv_cache_spec(self.config)
         num_blocks = self.config.num_kv_blocks or spec.num_blocks
         await asyncio.to_thread(self._backend.start, self.config, num_blocks)
+        if self.config.token_budget == AUTO:
+            budget, self._budget_profile = await asyncio.to_thread(
+                profile_token_budget, self._backend, self.config, spec, num_blocks)
+            self.config = dataclasses.replace(self.config, token_budget=budget, tbt_slo=None)
         self._kv: KVCacheManager = _required(
             hook.sarathi_make_kv_cache_manager(config=self.config, num_blocks=num_blocks), "KV-cache manager"
         )

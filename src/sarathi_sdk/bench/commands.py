@@ -1,0 +1,21 @@
+"""`sarathi bench compare | capacity | micro`: the subcommands, attached to the `sarathi` parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import capacity_cmd, compare, micro
+
+
+def add_parser(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="compare schedulers, find capacity under a TBT SLO, time steps")
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    compare.add_parser(sub)
+    capacity_cmd.add_parser(sub)
+    micro.add_parser(sub)
+    bench.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.bench_run(args)

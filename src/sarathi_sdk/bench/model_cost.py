@@ -1,0 +1,86 @@
+"""What a step costs in bytes moved and in FLOPs, from the model's shape: the numerators of MBU and MFU.
+
+Counted from a Llama-family `config.json` (hidden size, layers, heads, KV heads, MLP width, vocab):
+
+- bytes: every linear weight once per step (the step's rows share one read), the LM head included,
+  at `weight_bytes` per parameter, plus the keys and values attention reads and the ones it writes;
+- FLOPs: 2 per parameter per token for the layers' linear weights, 2 per LM-head parameter per sampled
+  row, and 4 * heads * head_dim per (query, key) pair of attention (QK^T and PV).
+
+Weights are counted at the engine's dtype. A quantized model's small decode steps read fewer bytes
+(4-bit weights on the CPU fast path), so their MBU is overstated by that factor; the bench says which
+dtype it counted. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .records import StepRecord
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCost:
+    layer_params: int
+    """Linear-weight parameters of all decoder layers together (attention projections and MLP)."""
+    head_params: int
+    """LM-head parameters (vocab x hidden), read by every step that samples."""
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    weight_bytes: int
+    kv_bytes: int
+    """Bytes of one cached key or value element."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, object], dtype: str = "bfloat16") -> ModelCost:
+        try:
+            hidden = int(config["hidden_size"])  # type: ignore[arg-type]
+            layers = int(config["num_hidden_layers"])  # type: ignore[arg-type]
+            heads = int(config["num_attention_heads"])  # type: ignore[arg-type]
+            kv_heads = int(config.get("num_key_value_heads") or heads)  # type: ignore[arg-type]
+            head_dim = int(config.get("head_dim") or hidden // heads)  # type: ignore[arg-type]
+            mlp = int(config["intermediate_size"])  # type: ignore[arg-type]
+            vocab = int(config["vocab_size"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"config.json lacks a Llama-family shape field: {exc!r}") from exc
+        if dtype not in DTYPE_BYTES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
+        attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o; k, v
+        return cls(
+            layer_params=layers * (attention + 3 * hidden * mlp),
+            head_params=vocab * hidden,
+            num_layers=layers,
+            num_heads=heads,
+            num_kv_heads=kv_heads,
+            head_dim=head_dim,
+            weight_bytes=DTYPE_BYTES[dtype],
+            kv_bytes=DTYPE_BYTES[dtype],
+        )
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, dtype: str = "bfloat16") -> ModelCost:
+        path = Path(folder) / "config.json"
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the model shape from {path}: {exc}") from exc
+        return cls.from_config(config, dtype)
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.kv_bytes
+
+    def step_bytes(self, step: StepRecord) -> int:
+        weights = self.layer_params + (self.head_params if step.num_sampled else 0)
+        return weights * self.weight_bytes + (step.kv_tokens_read + step.num_tokens) * self.kv_bytes_per_token
+
+    def step_flops(self, step: StepRecord) -> int:
+        linear = 2 * self.layer_params * step.num_tokens + 2 * self.head_params * step.num_sampled
+        return linear + 4 * self.num_layers * self.num_heads * self.head_dim * step.attention_pairs
