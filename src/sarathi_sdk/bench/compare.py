@@ -78,7 +78,7 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
         vocab = int(shape["vocab_size"])
-        prefill = await profile_prefill(engines, recorders, max(r.prompt_len for r in requests), vocab)
+        prefill = await profile_prefill(engines, recorders, sum(r.prompt_len for r in requests), vocab)
         cost = ModelCost.from_config(shape, setup.cost_dtype(engines[names[0]]))
         hf = HFBaseline(folder, engines[names[0]].config.dtype, device) if args.baseline == "hf" else None
         if hf is not None:
@@ -126,13 +126,14 @@ class PrefillProfile:
         return self._cost(tokens)
 
 
-async def profile_prefill(engines: dict[str, Engine], recorders: dict[str, StepRecorder], longest_prompt: int,
+async def profile_prefill(engines: dict[str, Engine], recorders: dict[str, StepRecorder], prompt_tokens: int,
                           vocab: int, repeats: int = 3) -> PrefillProfile:
-    """Time one-request prefill steps of each profile size up to what a step of this run can hold,
-    on the engine with the largest budget (median of `repeats`)."""
+    """Time one-request prefill steps of each profile size up to what a step of this run can hold (the
+    largest budget, or all the workload's prompt tokens if fewer), on the engine with the largest
+    budget (median of `repeats`). A step of several prompts is costed as one prompt of its size."""
     name = max(engines, key=lambda n: engines[n].config.token_budget)
     engine, recorder = engines[name], recorders[name]
-    limit = min(engine.config.token_budget, max(longest_prompt, 32))
+    limit = min(engine.config.token_budget, max(prompt_tokens, 32))
     sizes = [s for s in PREFILL_PROFILE_SIZES if s <= limit] or [limit]
     points = []
     for size in sizes:

@@ -3,7 +3,8 @@
 - compare: the CDF of time between tokens per system, throughput bars (end to end, output, decode),
   step time against tokens per step;
 - capacity: P99 time between tokens against request rate per scheduler, the SLO drawn across;
-- micro: cost per decode token, decode-only against piggybacked, and prefill cost per token by chunk.
+- micro: cost per decode token, decode-only against piggybacked; prefill cost per token by chunk; step
+  time against tokens for decode-only, prefill-only and hybrid steps.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def compare_plots(result: dict[str, Any], folder: str) -> list[Path]:
         tbts = sorted(r["tbts"])
         if tbts:
             ax.plot(tbts, [(i + 1) / len(tbts) for i in range(len(tbts))], label=name)
-    ax.set(xlabel="time between tokens (s)", ylabel="fraction of tokens", title="TBT CDF")
+    ax.set_xscale("log")
+    ax.set(xlabel="time between tokens (s, log scale)", ylabel="fraction of tokens", title="TBT CDF")
     ax.legend()
     paths.append(_save(plt, fig, folder, "tbt_cdf.png"))
 
@@ -64,7 +66,9 @@ def compare_plots(result: dict[str, Any], folder: str) -> list[Path]:
         steps = r.get("steps") or []
         if steps:
             ax.scatter([t for t, _ in steps], [s for _, s in steps], s=6, label=name)
-    ax.set(xlabel="tokens in the step", ylabel="step time (s)", title="step time vs tokens")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="tokens in the step", ylabel="step time (s)", title="step time vs tokens (log-log)")
     ax.legend()
     paths.append(_save(plt, fig, folder, "step_time_vs_tokens.png"))
     return paths
@@ -101,4 +105,15 @@ def micro_plots(result: dict[str, Any], folder: str) -> list[Path]:
     ax.set_xscale("log", base=2)
     ax.set(xlabel="chunk size (tokens)", ylabel="ms per prefill token", title="prefill cost by chunk size")
     paths.append(_save(plt, fig, folder, "prefill_cost.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([d["batch_size"] for d in decode], [d["decode_only_step"] for d in decode], marker="o",
+            label="decode-only (tokens = decodes)")
+    ax.plot([p["chunk"] for p in prefill], [p["step"] for p in prefill], marker="o", label="prefill-only (chunk)")
+    ax.plot([result["config"]["chunk"] + d["batch_size"] for d in decode], [d["hybrid_step"] for d in decode],
+            marker="o", label="chunk + decodes")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="tokens in the step", ylabel="step time (s)", title="step time vs tokens")
+    ax.legend()
+    paths.append(_save(plt, fig, folder, "micro_step_time.png"))
     return paths
