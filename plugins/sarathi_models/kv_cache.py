@@ -18,6 +18,12 @@ from sarathi_sdk import ConfigError, EngineConfig, KVCacheSpec
 
 from .model_config import ModelConfig
 
+CPU_TOKEN_BUDGET = 256
+"""The CPU's default per-step token budget: the smallest chunk whose prefill costs no more per token
+than one whole 1024-token prompt step (`sarathi bench micro`, docs/benchmarks.md: 2 cores, 256-token
+chunks 0.95x, 128-token 1.15x, 64-token 1.55x). A larger budget gains no throughput there and makes
+every step, which is what each running decode waits for, proportionally longer: 512 takes ~0.5 s."""
+
 
 def bytes_per_block(model: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
     """K and V of every layer for `block_size` tokens."""
@@ -55,7 +61,8 @@ def kv_cache_spec(model: ModelConfig, config: EngineConfig, device: torch.device
         max_num_seqs = config.max_num_seqs or 128  # None: token_budget="auto", whose default is at most 128
         num_blocks = min(num_blocks, max_num_seqs * blocks_per_seq)
     return KVCacheSpec(
-        bytes_per_block=per_block, num_blocks=num_blocks, max_model_len=model_len, vocab_size=model.vocab_size
+        bytes_per_block=per_block, num_blocks=num_blocks, max_model_len=model_len, vocab_size=model.vocab_size,
+        default_token_budget=CPU_TOKEN_BUDGET if device.type == "cpu" else None,
     )
 
 

@@ -35,7 +35,9 @@ class EngineConfig:
     scheduler: str = "sarathi"
     """Batch policy by registered name: "sarathi" (default), "vllm", "orca", "static" or a plugin's."""
     token_budget: int | str = 512
-    """Most tokens (decodes plus prefill chunks) that one step may carry. "auto" (needs `tbt_slo`):
+    """Most tokens (decodes plus prefill chunks) that one step may carry. Left unset, the engine takes
+    the backend's measured default for its device (the bundled backend: 256 on the CPU, 512 on CUDA).
+    "auto" (needs `tbt_slo`):
     the engine profiles the model at start, as Sarathi-Serve picks its budget, and takes the largest
     budget whose step time meets `tbt_slo` (see `sarathi_sdk.budget`). Until then the defaults and checks
     that need a number (`max_num_seqs`, `low_chunk_size`) wait; the started engine's `config` holds the

@@ -28,7 +28,7 @@ from .batch import ScheduledBatch, StepOutput
 from .budget import profile_token_budget
 from .config import AUTO, EngineConfig
 from .errors import EngineDeadError, EngineStateError, InvalidRequestError, PluginError, RequestError
-from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, Tokenizer
+from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, ModelBackend, Tokenizer
 from .metrics import EngineStats
 from .output import OutputProcessor, RequestStream, aborted_output
 from .plugins import PluginManager
@@ -66,6 +66,7 @@ class Engine:
 
     def __init__(self, model: str | None = None, *, backend: ModelBackend | None = None, **options: Any) -> None:
         self.config = EngineConfig.from_options(model, **options)
+        self._given_options = frozenset(options)
         self._given_backend = backend
         self._state = EngineState.NEW
         self._tokenizer: Tokenizer | None = None
@@ -138,6 +139,7 @@ class Engine:
             )
         self._backend = _required(backend, "model backend")
         spec = self._backend.kv_cache_spec(self.config)
+        self._apply_default_budget(spec)
         num_blocks = self.config.num_kv_blocks or spec.num_blocks
         await asyncio.to_thread(self._backend.start, self.config, num_blocks)
         if self.config.token_budget == AUTO:
@@ -154,6 +156,19 @@ class Engine:
         )
         self._admission = Admission(self.config, spec, num_blocks, self._tokenizer)
         self._executor = ThreadPoolExecutor(self.config.pipeline_parallel_size, thread_name_prefix="sarathi-exec")
+
+    def _apply_default_budget(self, spec: KVCacheSpec) -> None:
+        """Take the backend's measured budget for its device when the user set none. The defaults
+        derived from the budget (`max_num_seqs`, `low_chunk_size`) follow it unless given; a given
+        `max_num_seqs` or `low_chunk_size` larger than the suggestion raises the budget to it."""
+        suggested = spec.default_token_budget
+        if suggested is None or "token_budget" in self._given_options or suggested == self.config.token_budget:
+            return
+        derived = ("max_num_seqs", "low_chunk_size")
+        given = [getattr(self.config, name) for name in derived if name in self._given_options]
+        budget = max([suggested, *given])
+        reset = {name: None for name in derived if name not in self._given_options}
+        self.config = dataclasses.replace(self.config, token_budget=budget, **reset)
 
     async def close(self) -> None:
         """Abort every open request, stop the step loop and release the model. Idempotent."""

@@ -31,6 +31,9 @@ class KVCacheSpec:
     """Longest sequence the model takes; None is no limit."""
     vocab_size: int | None = None
     """Token ids must be below this; None is unchecked."""
+    default_token_budget: int | None = None
+    """The per-step token budget the backend measures best on its device, used when the user sets no
+    `token_budget`; None keeps `EngineConfig`'s default."""
 
 
 @dataclass(frozen=True, slots=True)
