@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from sarathi_sdk import ConfigError
 
 from .gguf_config import generation_config, model_config
@@ -64,7 +66,8 @@ def write_checkpoint(source: Path, folder: Path) -> None:
     file = open_gguf(source)
     config = model_config(file)
     tokenizer = build_tokenizer(file)  # before the weights: a tokenizer we cannot rebuild fails fast
-    weights = dict(hf_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))
+    tensors = hf_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"])
+    weights = dict(tqdm(tensors, total=len(file.tensors), desc="Converting GGUF", unit="tensor", leave=False))
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     del weights
     quantized = dict(quantized_state_dict(file, config["num_attention_heads"], config["num_key_value_heads"]))

@@ -9,13 +9,14 @@ not fill is a ConfigError, so a random weight never serves silently.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from tqdm.auto import tqdm
 
 from sarathi_sdk import ConfigError
@@ -101,15 +102,26 @@ def _target(name: str, packed: Mapping[str, tuple[str, str]]) -> tuple[str, str 
     return name, None
 
 
+@contextlib.contextmanager
+def open_safetensors(path: Path) -> Iterator[Any]:
+    """`safe_open` whose failures (a corrupted or absurd header, a truncated body, an unreadable file)
+    are a ConfigError naming the file, raised while opening or while reading any tensor."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            yield handle
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
 def _tensors(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
     """Every (name, tensor) of the files, on the CPU, with a progress bar over tensors."""
     total = 0
     for f in files:
-        with safe_open(str(f), framework="pt", device="cpu") as handle:
+        with open_safetensors(f) as handle:
             total += len(handle.keys())
     with tqdm(total=total, desc="Loading weights", unit="tensor", leave=False) as bar:
         for f in files:
-            with safe_open(str(f), framework="pt", device="cpu") as handle:
+            with open_safetensors(f) as handle:
                 for name in handle.keys():
                     yield name, handle.get_tensor(name)
                     bar.update(1)

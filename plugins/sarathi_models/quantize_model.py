@@ -71,10 +71,10 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
     path = model_dir / QUANTIZED_FILE
     if not path.is_file():
         return {}
-    from safetensors import safe_open
+    from .loader import open_safetensors
 
     fused = cpu_kernels(torch.empty(0, dtype=torch.bfloat16))
-    with safe_open(str(path), framework="pt", device="cpu") as handle:
+    with open_safetensors(path) as handle:
         modules: dict[str, dict[str | None, tuple[str, str]]] = {}
         for key in handle.keys():
             name, _, kind = key.rpartition(".")

@@ -80,7 +80,10 @@ def cached_conversion(gguf_path: Path) -> Path:
         return folder
     from .gguf import convert_gguf
 
-    logger.info("converting %s into %s (once; later runs reuse it)", gguf_path, folder)
+    logger.warning(
+        "first use of %s (%.0f MB): converting it once into %s; later runs reuse the folder "
+        "(SARATHI_CACHE_DIR moves it)", gguf_path, gguf_path.stat().st_size / 1e6, folder,
+    )
     try:
         return convert_gguf(gguf_path, folder)
     except ConfigError:

@@ -1,8 +1,10 @@
 """Admission: turn a prompt and its parameters into a Request, or refuse them with a clear error.
 
 Everything that could make a request fail later, or wait forever, is checked here, before the request
-reaches the policy: an empty prompt, token ids outside the vocabulary, a text prompt with no tokenizer,
-a length past the model's limit, and a request that could not fit in the whole KV cache even alone.
+reaches the policy: an empty prompt, a prompt that is neither text nor a list of token ids (bytes are
+refused, not read as ids), text that is not valid Unicode, token ids outside the vocabulary (stop
+token ids too), a text prompt with no tokenizer, more log-probabilities than `max_logprobs`, a length
+past the model's limit, and a request that could not fit in the whole KV cache even alone.
 
 Imports only the standard library and the contract modules.
 """
@@ -30,7 +32,20 @@ def check_messages(messages: object) -> list[Mapping[str, str]]:
             isinstance(message.get(key), str) for key in ("role", "content")
         ):
             raise InvalidRequestError(f"message {i} must be a dict with string 'role' and 'content', got {message!r}")
+        check_unicode(f"message {i}", message["content"])
+        check_unicode(f"message {i} role", message["role"])
     return list(messages)
+
+
+def check_unicode(what: str, text: str) -> None:
+    """Text must encode as UTF-8: a lone surrogate (say "\\ud800" from a bad JSON decode) cannot be
+    tokenized."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"{what} is not valid Unicode: {exc.reason} at index {exc.start} ({text[exc.start]!r})"
+        ) from None
 
 
 class Admission:
@@ -42,6 +57,7 @@ class Admission:
         self._vocab_size = spec.vocab_size
         self._max_model_len = config.max_model_len or spec.max_model_len
         self._block_size = config.block_size
+        self._max_logprobs = min(config.max_logprobs, spec.vocab_size or config.max_logprobs)
         self._num_blocks = num_blocks
         self._arrivals = 0
 
@@ -49,17 +65,25 @@ class Admission:
         if isinstance(prompt, str):
             if self._tokenizer is None:
                 raise InvalidRequestError("this engine has no tokenizer: give the prompt as a list of token ids")
+            check_unicode("the prompt", prompt)
             token_ids = tuple(self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens))
+        elif isinstance(prompt, (bytes, bytearray, memoryview)):
+            raise InvalidRequestError(
+                f"a prompt is a string or a list of token ids, got {type(prompt).__name__}: decode bytes to str first"
+            )
         elif isinstance(prompt, Sequence) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
             token_ids = tuple(prompt)
         else:
             raise InvalidRequestError(f"a prompt is a string or a list of token ids, got {type(prompt).__name__}")
         if not token_ids:
             raise InvalidRequestError("the prompt is empty")
+        self._check_vocab("token id", token_ids)
+        return token_ids
+
+    def _check_vocab(self, what: str, token_ids: Sequence[int]) -> None:
         bad = [t for t in token_ids if t < 0 or (self._vocab_size is not None and t >= self._vocab_size)]
         if bad:
-            raise InvalidRequestError(f"token id {bad[0]} is outside the vocabulary of {self._vocab_size} tokens")
-        return token_ids
+            raise InvalidRequestError(f"{what} {bad[0]} is outside the vocabulary of {self._vocab_size} tokens")
 
     def make_request(self, request_id: str, prompt_token_ids: tuple[int, ...], params: SamplingParams,
                      priority: int) -> Request:
@@ -69,6 +93,11 @@ class Admission:
             raise InvalidRequestError(f"priority must be an integer, got {priority!r}")
         if params.stop and self._tokenizer is None:
             raise InvalidRequestError("stop strings need a tokenizer; use stop_token_ids")
+        if params.logprobs is not None and params.logprobs > self._max_logprobs:
+            raise InvalidRequestError(
+                f"logprobs must be at most max_logprobs ({self._max_logprobs}), got {params.logprobs}"
+            )
+        self._check_vocab("stop_token_ids: token id", params.stop_token_ids)
         total = len(prompt_token_ids) + params.max_tokens
         if self._max_model_len is not None and total > self._max_model_len:
             raise InvalidRequestError(

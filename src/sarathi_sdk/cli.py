@@ -25,6 +25,7 @@ import asyncio
 import importlib
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -99,12 +100,49 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The engine the options describe, every option checked before any weight loads: the config's
+    own checks, and the scheduler's name against the schedulers the plugins register."""
     options: dict[str, Any] = {}
     if args.scheduler is not None:
         options["scheduler"] = args.scheduler
     if args.token_budget is not None:
         options["token_budget"] = args.token_budget
-    return Engine(args.model, **options)
+    engine = Engine(args.model, **options)
+    schedulers = PluginManager(engine.config).registry("sarathi_register_schedulers")
+    if engine.config.scheduler not in schedulers:
+        raise ConfigError(
+            f"unknown scheduler {engine.config.scheduler!r}; registered: {', '.join(sorted(schedulers))}"
+        )
+    return engine
+
+
+async def read_line() -> str:
+    """One line of stdin, read on a daemon thread: Ctrl-C at an idle prompt ends the program at once,
+    where a worker thread of the event loop would block its shutdown until Enter is pressed."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        line, error = None, None
+        try:
+            line = sys.stdin.readline()
+        except Exception as exc:  # handed to the awaiting task, which raises it
+            error = exc
+        try:
+            loop.call_soon_threadsafe(deliver, line, error)
+        except RuntimeError:  # the loop closed while this thread waited for input
+            pass
+
+    threading.Thread(target=read, name="sarathi-stdin", daemon=True).start()
+    return await future
 
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
@@ -136,7 +174,7 @@ def run_chat(args: argparse.Namespace) -> int:
             while True:
                 if interactive:
                     print("> ", end="", flush=True)
-                line = await asyncio.to_thread(sys.stdin.readline)
+                line = await read_line()
                 if not line or line.strip() == CHAT_EXIT:
                     return
                 if not line.strip():

@@ -45,6 +45,9 @@ class EngineConfig:
     tbt_slo: float | None = None
     """Time-between-tokens target in seconds (> 0) for `token_budget="auto"`, and only for it: a fixed
     budget would ignore it. The engine clears it once it has replaced "auto" by the chosen budget."""
+    max_logprobs: int = 20
+    """Most top log-probabilities a request may ask for (`SamplingParams.logprobs`), as vLLM's option of
+    the same name: each one is a sort and a copy per token, and a huge count would fail the step."""
     max_num_seqs: int | None = None
     """Most requests running (holding KV blocks) at once; None is `min(128, token_budget)`."""
     policy_order: str = "fcfs"
@@ -109,6 +112,7 @@ class EngineConfig:
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
         _require_int("seed", self.seed, minimum=0)
+        _require_int("max_logprobs", self.max_logprobs, minimum=0)
         if not auto and self.max_num_seqs > self.token_budget:
             raise ConfigError(
                 f"max_num_seqs ({self.max_num_seqs}) must not exceed token_budget ({self.token_budget}): "

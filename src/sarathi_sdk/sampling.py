@@ -8,10 +8,18 @@ Imports only the standard library and `errors`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InvalidRequestError
+
+MAX_STOP_STRINGS = 64
+"""Most stop strings one request may give: each is searched in every new piece of text."""
+MAX_STOP_STRING_CHARS = 1024
+"""Longest stop string: the detokenizer holds back up to this many characters of output."""
+MAX_SEED = 2**64 - 1
+"""Seeds are 64-bit: the sampler hashes them as unsigned 64-bit integers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +51,30 @@ class SamplingParams:
         object.__setattr__(self, "stop", _tuple_of("stop", self.stop, str))
         object.__setattr__(self, "stop_token_ids", _tuple_of("stop_token_ids", self.stop_token_ids, int))
         _check(_is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens must be an integer >= 1", self.max_tokens)
-        _check(_is_num(self.temperature) and self.temperature >= 0, "temperature must be >= 0", self.temperature)
+        _check(_is_num(self.temperature) and self.temperature >= 0, "temperature must be a finite number >= 0",
+               self.temperature)
         _check(_is_num(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]", self.top_p)
         _check(_is_int(self.top_k) and (self.top_k == -1 or self.top_k >= 1), "top_k must be -1 or >= 1", self.top_k)
         _check(_is_num(self.min_p) and 0 <= self.min_p <= 1, "min_p must be in [0, 1]", self.min_p)
-        _check(self.seed is None or _is_int(self.seed), "seed must be an integer or None", self.seed)
+        _check(self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED),
+               "seed must be None or an integer in [0, 2**64 - 1]", self.seed)
+        _check(len(self.stop) <= MAX_STOP_STRINGS, f"stop takes at most {MAX_STOP_STRINGS} strings",
+               f"{len(self.stop)} strings")
         _check(all(s for s in self.stop), "stop strings must be non-empty", self.stop)
+        _check(all(len(s) <= MAX_STOP_STRING_CHARS for s in self.stop),
+               f"stop strings must be at most {MAX_STOP_STRING_CHARS} characters", [len(s) for s in self.stop])
+        _check(all(_is_unicode(s) for s in self.stop), "stop strings must be valid Unicode (no lone surrogates)",
+               self.stop)
         _check(all(t >= 0 for t in self.stop_token_ids), "stop_token_ids must be >= 0", self.stop_token_ids)
         _check(self.logprobs is None or (_is_int(self.logprobs) and self.logprobs >= 0),
                "logprobs must be None or an integer >= 0", self.logprobs)
         _check(_is_num(self.repetition_penalty) and self.repetition_penalty > 0,
-               "repetition_penalty must be > 0", self.repetition_penalty)
+               "repetition_penalty must be a finite number > 0", self.repetition_penalty)
         _check(_is_num(self.presence_penalty) and -2 <= self.presence_penalty <= 2,
                "presence_penalty must be in [-2, 2]", self.presence_penalty)
         _check(_is_num(self.frequency_penalty) and -2 <= self.frequency_penalty <= 2,
                "frequency_penalty must be in [-2, 2]", self.frequency_penalty)
+        _check(isinstance(self.ignore_eos, bool), "ignore_eos must be True or False", self.ignore_eos)
 
     @property
     def is_greedy(self) -> bool:
@@ -74,10 +91,25 @@ def _is_int(value: object) -> bool:
 
 
 def _is_num(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """An int or float that is a finite float (no NaN, no infinity, no bool, no int past float range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check(ok: bool, message: str, value: object) -> None:
+    """Refuse with a message that names the field (every message starts with it) and the value."""
     if not ok:
         raise InvalidRequestError(f"{message}, got {value!r}")
 
