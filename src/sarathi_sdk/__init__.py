@@ -10,6 +10,7 @@ from .engine import Engine, EngineState
 from .errors import (
     ConfigError,
     EngineDeadError,
+    EngineOverloadedError,
     EngineStateError,
     InvalidRequestError,
     PluginError,
@@ -38,6 +39,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "EngineDeadError",
+    "EngineOverloadedError",
     "EngineState",
     "EngineStateError",
     "EngineStats",

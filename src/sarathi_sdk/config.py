@@ -91,6 +91,14 @@ class EngineConfig:
     """"auto", "torch", "triton", or a name a plugin registers."""
     pipeline_parallel_size: int = 1
     """Pipeline stages; the engine keeps this many batches in flight."""
+    max_waiting_requests: int | None = None
+    """Backpressure: with this many requests waiting (as `stats().num_waiting`: not scheduled yet, or
+    preempted and queued to resume), a new one is refused at once with `EngineOverloadedError` instead
+    of queueing without bound. None: no limit."""
+    step_timeout: float | None = 600.0
+    """Watchdog, in seconds: a step (`backend.execute`) running longer kills the engine, ending every
+    open stream with `EngineDeadError`, rather than every request hanging behind a stuck device or a
+    deadlocked backend. Generous by default so a first step that compiles kernels passes. None: off."""
     enable_prefix_caching: bool = False
     seed: int = 0
     """Seed of the sampler for requests that give no seed of their own."""
@@ -108,9 +116,14 @@ class EngineConfig:
             object.__setattr__(self, "max_num_seqs", min(128, self.token_budget))
         for name in ("block_size", "pipeline_parallel_size"):
             _require_int(name, getattr(self, name), minimum=1)
-        for name in ("max_num_seqs", "num_kv_blocks", "max_model_len"):
+        for name in ("max_num_seqs", "num_kv_blocks", "max_model_len", "max_waiting_requests"):
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
+        if self.step_timeout is not None and (
+            isinstance(self.step_timeout, bool) or not isinstance(self.step_timeout, (int, float))
+            or not math.isfinite(self.step_timeout) or self.step_timeout <= 0
+        ):
+            raise ConfigError(f"step_timeout must be a finite number of seconds > 0 or None, got {self.step_timeout!r}")
         _require_int("seed", self.seed, minimum=0)
         _require_int("max_logprobs", self.max_logprobs, minimum=0)
         if not auto and self.max_num_seqs > self.token_budget:

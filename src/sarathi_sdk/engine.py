@@ -7,6 +7,11 @@ lock. The step loop is a long-lived background task: schedule, execute, update, 
 `generate()` only reads its request's stream; leaving it early (break, `aclose()`, cancellation)
 aborts the request, whose blocks are free before the next step.
 
+Failure is contained where it happens: one request's output processing failing ends that request's
+stream with `RequestError`; an observer plugin raising is logged; only the step loop itself failing (a
+step raising or running past `step_timeout`, a policy error) kills the engine, ending every open
+stream with `EngineDeadError`. Either way every KV block comes back, so `stats()` stays true.
+
 Imports the contract modules and the plugin manager; never model code.
 """
 
@@ -24,10 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .admission import Admission, Prompt, check_messages
-from .batch import ScheduledBatch, StepOutput
+from .batch import ScheduledBatch, StepOutput, TokenLogprobs
 from .budget import profile_token_budget
 from .config import AUTO, EngineConfig
-from .errors import EngineDeadError, EngineStateError, InvalidRequestError, PluginError, RequestError
+from .errors import (
+    EngineDeadError,
+    EngineOverloadedError,
+    EngineStateError,
+    InvalidRequestError,
+    PluginError,
+    RequestError,
+)
 from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, ModelBackend, Tokenizer
 from .metrics import EngineStats
 from .output import OutputProcessor, RequestStream, aborted_output
@@ -43,8 +55,9 @@ class EngineState(enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
     DEAD = "dead"
-    """The step loop failed; close() is the only thing left to do."""
+    """The step loop failed; every request has ended, and close() is the only thing left to do."""
     CLOSED = "closed"
+    """close() was called: no new work; `stats()` keeps the final numbers."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -54,6 +67,27 @@ class _Live:
     request: Request
     processor: OutputProcessor
     stream: RequestStream
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _InFlight:
+    """A batch executing on a worker thread."""
+
+    batch: ScheduledBatch
+    requests: list[Request]
+    output: asyncio.Future[StepOutput]
+    deadline: float | None
+    """Event-loop time by which it must return (`step_timeout`); each batch has its own worker thread,
+    so it starts running as it is submitted."""
+
+    def abandon(self, kv: KVCacheManager) -> None:
+        """The batch will never be processed (the engine died): free its requests' blocks, which nothing
+        else would, and drop its output, reading an error it already holds so that asyncio does not
+        report it as never retrieved."""
+        if not self.output.cancel() and not self.output.cancelled():
+            self.output.exception()
+        for request in self.requests:
+            kv.free(request)
 
 
 class Engine:
@@ -72,6 +106,8 @@ class Engine:
         self._tokenizer: Tokenizer | None = None
         self._plugins: PluginManager | None = None
         self._live: dict[str, _Live] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._death: BaseException | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._num_steps = 0
@@ -111,6 +147,7 @@ class Engine:
         if self._state is not EngineState.NEW:
             raise EngineStateError(f"cannot start an engine that is {self._state.value}; make a new Engine")
         self._state = EngineState.STARTING
+        self._loop = asyncio.get_running_loop()
         self._backend: ModelBackend | None = None
         try:
             await self._build()
@@ -171,19 +208,29 @@ class Engine:
         self.config = dataclasses.replace(self.config, token_budget=budget, **reset)
 
     async def close(self) -> None:
-        """Abort every open request, stop the step loop and release the model. Idempotent."""
+        """Abort every open request (each stream ends with finish_reason "abort"), let the steps in
+        flight return, and release the model. Idempotent. Afterwards only `stats()` answers, with the
+        final numbers.
+
+        On a dead engine it does not wait for a step stuck past `step_timeout`: a thread cannot be
+        killed, so that worker is abandoned, still running until `backend.execute` returns (and the
+        interpreter waits for it at exit); the backend is closed all the same.
+        """
         if self._state in (EngineState.NEW, EngineState.CLOSED):
             self._state = EngineState.CLOSED
             return
-        for request_id in list(self._live):
-            self._abort(request_id)
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        self._check_loop()
+        self._state = EngineState.CLOSED  # refuses new requests; the step loop drains and returns
+        try:
+            for request_id in list(self._live):
+                self._abort(request_id)
+            self._wakeup.set()
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
-        self._backend.close()
-        self._plugins.notify("sarathi_on_engine_stop", stats=self.stats())
-        self._state = EngineState.CLOSED
+        finally:
+            self._state = EngineState.CLOSED  # also after dying while draining
+            self._executor.shutdown(wait=False)  # no step runs now but one the watchdog abandoned
+            self._backend.close()
+            self._plugins.notify("sarathi_on_engine_stop", stats=self.stats())
 
     async def generate(self, prompt: Prompt, params: SamplingParams | None = None, *,
                        request_id: str | None = None, priority: int = 0) -> AsyncIterator[RequestOutput]:
@@ -211,10 +258,19 @@ class Engine:
         return RequestOutput.concat(outputs)
 
     async def abort(self, request_id: str) -> None:
-        """End a request now; its stream yields a final output with finish_reason "abort"."""
+        """End a request now; its stream yields a final output with finish_reason "abort". An unknown
+        or finished id is ignored, as on a dead engine, whose requests have all ended already."""
+        self._check_open()
         self._abort(request_id)
 
+    async def check_health(self) -> None:
+        """Return while the engine serves; raise `EngineDeadError` once its step loop has failed, and
+        `EngineStateError` before start, after close or from another event loop."""
+        self._check_running()
+
     def stats(self) -> EngineStats:
+        """Counts between steps; after close (or death) the final ones: nothing waiting or running,
+        every KV block free."""
         if self._state in (EngineState.NEW, EngineState.STARTING):
             raise EngineStateError("the engine is not started; use `async with Engine(...)`")
         policy = self._policy.stats()
@@ -228,11 +284,33 @@ class Engine:
             num_tokens_processed=self._num_tokens,
         )
 
+    def _check_loop(self) -> None:
+        """All engine state lives on one event loop, whose tasks and events cannot serve another: a call
+        from elsewhere would wait forever."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise EngineStateError(
+                "the engine runs on the event loop it was started in; use it from that loop "
+                "(one Engine per event loop: start another in the other one)"
+            )
+
+    def _check_open(self) -> None:
+        if self._state in (EngineState.NEW, EngineState.STARTING):
+            raise EngineStateError("the engine is not started; use `async with Engine(...)`")
+        self._check_loop()
+        if self._state is EngineState.CLOSED:
+            raise EngineStateError("the engine is closed; make a new Engine")
+
     def _check_running(self) -> None:
+        self._check_open()
         if self._state is EngineState.DEAD:
-            raise EngineDeadError("the engine's step loop failed; close it and start a new Engine")
-        if self._state is not EngineState.RUNNING:
-            raise EngineStateError(f"the engine is {self._state.value}; use `async with Engine(...)`")
+            raise self._dead_error()
+
+    def _dead_error(self) -> EngineDeadError:
+        cause = self._death
+        error = EngineDeadError(f"the engine's step loop failed ({type(cause).__name__}: {cause}); "
+                                "close it and start a new Engine")
+        error.__cause__ = cause
+        return error
 
     def _add_request(self, prompt: Prompt, params: SamplingParams | None, request_id: str | None,
                      priority: int) -> _Live:
@@ -243,14 +321,24 @@ class Engine:
         params = SamplingParams() if params is None else params
         prompt_ids = self._admission.tokenize(prompt)
         request = self._admission.make_request(request_id, prompt_ids, params, priority)
+        self._check_capacity()
         detokenizer = None if self._tokenizer is None else self._tokenizer.detokenizer(prompt_ids)
         live = _Live(request, OutputProcessor(request, detokenizer), RequestStream())
         self._live[request_id] = live
         self._policy.add(request)
+        # an observer raising here is logged and the request is served all the same
         self._plugins.notify("sarathi_on_request_added", request_id=request_id,
                              prompt_token_ids=prompt_ids, sampling_params=params)
         self._wakeup.set()
         return live
+
+    def _check_capacity(self) -> None:
+        """Backpressure: refuse a request while `max_waiting_requests` wait, before anything changes."""
+        limit = self.config.max_waiting_requests
+        if limit is not None and (waiting := self._policy.stats().num_waiting) >= limit:
+            raise EngineOverloadedError(
+                f"{waiting} requests are waiting (max_waiting_requests={limit}); retry later"
+            )
 
     async def _stream(self, live: _Live) -> AsyncIterator[RequestOutput]:
         try:
@@ -276,35 +364,63 @@ class Engine:
         self._plugins.notify("sarathi_on_request_finished", request_id=output.request_id, output=output)
 
     async def _step_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        in_flight: deque[tuple[ScheduledBatch, asyncio.Future[StepOutput]]] = deque()
+        """Schedule, execute, update, emit, with up to `pipeline_parallel_size` batches in flight; after
+        close() has aborted everything, return once nothing is in flight. Whatever escapes kills the
+        engine: per-request and observer failures are caught closer to where they happen."""
+        in_flight: deque[_InFlight] = deque()
         try:
             while True:
                 while len(in_flight) < self.config.pipeline_parallel_size:
                     batch = self._policy.schedule()
                     if batch.is_empty:
                         break
-                    self._record_scheduled(batch)
-                    in_flight.append((batch, loop.run_in_executor(self._executor, self._backend.execute, batch)))
+                    in_flight.append(self._submit(batch))
                 if not in_flight:
+                    if self._state is EngineState.CLOSED:
+                        return
                     if self._policy.has_work():
                         raise RuntimeError("the batch policy holds requests but scheduled none")
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                batch, pending = in_flight.popleft()
-                self._process(batch, await pending)
+                step = in_flight[0]
+                self._process(step.batch, await self._result(step))
+                in_flight.popleft()
         except asyncio.CancelledError:
+            if self._state is EngineState.RUNNING:  # cancelled by its event loop ending, not by close()
+                self._die(RuntimeError("the step loop was cancelled before close()"))
             raise
         except BaseException as exc:
             self._die(exc)
+        finally:
+            for step in in_flight:
+                step.abandon(self._kv)
 
-    def _record_scheduled(self, batch: ScheduledBatch) -> None:
+    def _submit(self, batch: ScheduledBatch) -> _InFlight:
+        """Start a batch on a worker thread, noting when its requests were first scheduled."""
         now = time.perf_counter()
-        for chunk in batch.prefills:
-            live = self._live.get(chunk.request_id)
-            if live is not None and live.request.first_scheduled_time is None:
-                live.request.first_scheduled_time = now
+        requests = [self._live[request_id].request for request_id in batch.request_ids]
+        for request in requests:
+            if request.first_scheduled_time is None:
+                request.first_scheduled_time = now
+        timeout = self.config.step_timeout
+        deadline = None if timeout is None else self._loop.time() + timeout
+        output = self._loop.run_in_executor(self._executor, self._backend.execute, batch)
+        return _InFlight(batch, requests, output, deadline)
+
+    async def _result(self, step: _InFlight) -> StepOutput:
+        """The batch's output, or a TimeoutError once it runs past `step_timeout` (the watchdog)."""
+        watchdog = asyncio.timeout_at(step.deadline)
+        try:
+            async with watchdog:
+                return await step.output
+        except TimeoutError:
+            if not watchdog.expired():
+                raise  # the backend's own TimeoutError
+            raise TimeoutError(
+                f"step {step.batch.step_id} exceeded step_timeout ({self.config.step_timeout} seconds); "
+                "its worker thread cannot be stopped and was abandoned"
+            ) from None
 
     def _process(self, batch: ScheduledBatch, output: StepOutput) -> None:
         """Record a step's tokens and send each request its delta."""
@@ -315,28 +431,31 @@ class Engine:
         for request_id, token_id in output.sampled.items():
             live = self._live.get(request_id)
             if live is None:
-                continue
-            request = live.request
-            request.token_times.append(now)
+                continue  # aborted while its batch ran
             try:
-                if live.processor.add_token(token_id) and not request.is_finished:
-                    self._policy.abort(request_id)
-                    request.finish(FinishReason.STOP)
+                self._emit(live, token_id, output.logprobs.get(request_id), now)
             except Exception as exc:
                 self._fail_request(live, exc)
-                continue
-            logprobs = output.logprobs.get(request_id)
-            delta = live.processor.delta((token_id,), None if logprobs is None else (logprobs,),
-                                         now if request.is_finished else None)
-            if request.is_finished:
-                self._finish(live, delta)
-            else:
-                live.stream.put(delta)
         self._plugins.notify("sarathi_on_step_end", batch=batch, stats=self.stats())
 
+    def _emit(self, live: _Live, token_id: int, logprobs: TokenLogprobs | None, now: float) -> None:
+        """Detokenize one request's new token, watch its stop strings, and send its delta."""
+        request = live.request
+        request.token_times.append(now)
+        if live.processor.add_token(token_id) and not request.is_finished:
+            self._policy.abort(request.request_id)
+            request.finish(FinishReason.STOP)
+        delta = live.processor.delta((token_id,), None if logprobs is None else (logprobs,),
+                                     now if request.is_finished else None)
+        if request.is_finished:
+            self._finish(live, delta)
+        else:
+            live.stream.put(delta)
+
     def _fail_request(self, live: _Live, exc: Exception) -> None:
+        """End one request with `RequestError`, freeing its blocks; the others go on."""
         request_id = live.request.request_id
-        logger.exception("request %s failed", request_id)
+        logger.exception("request %s failed; the engine goes on", request_id)
         self._policy.abort(request_id)
         del self._live[request_id]
         error = RequestError(f"request {request_id} failed: {exc}")
@@ -344,13 +463,16 @@ class Engine:
         live.stream.fail(error)
 
     def _die(self, exc: BaseException) -> None:
+        """End every open stream with `EngineDeadError` and take every request out of the policy, so
+        their blocks are free (those of batches in flight: as the step loop exits)."""
         logger.error("the step loop failed; the engine is dead", exc_info=exc)
         self._state = EngineState.DEAD
-        error = EngineDeadError(f"the engine's step loop failed: {exc!r}")
-        error.__cause__ = exc
-        for live in self._live.values():
-            live.stream.fail(error)
-        self._live.clear()
+        self._death = exc
+        live, self._live = self._live, {}
+        for entry in live.values():
+            entry.stream.fail(self._dead_error())
+        for request_id in live:
+            self._policy.abort(request_id)
 
 
 def _required(obj: Any, what: str) -> Any:

@@ -6,7 +6,8 @@ Every error the SDK raises on purpose derives from :class:`SarathiError`::
     ├── ConfigError (ValueError)          bad EngineConfig option; raised before the engine starts
     │   └── PluginError                   a plugin that cannot be loaded or has an unknown hook
     ├── InvalidRequestError (ValueError)  bad prompt or SamplingParams; raised before admission
-    ├── EngineStateError (RuntimeError)   lifecycle misuse: not started, closed, reopened
+    ├── EngineStateError (RuntimeError)   lifecycle misuse: not started, closed, reopened, other event loop
+    ├── EngineOverloadedError             max_waiting_requests reached; nothing was admitted, retry later
     ├── RequestError                      one request failed; only its stream ends
     └── EngineDeadError (RuntimeError)    the step loop failed; every open stream ends with it
 
@@ -33,7 +34,13 @@ class InvalidRequestError(SarathiError, ValueError):
 
 
 class EngineStateError(SarathiError, RuntimeError):
-    """The engine was used outside its lifecycle (before start, after close, reopened)."""
+    """The engine was used outside its lifecycle (before start, after close, reopened) or from an event
+    loop other than the one it was started in."""
+
+
+class EngineOverloadedError(SarathiError):
+    """`max_waiting_requests` requests are already waiting; this one was refused before admission and
+    nothing else changed. Retry later (an HTTP server answers 503)."""
 
 
 class RequestError(SarathiError):

@@ -104,7 +104,9 @@ def sarathi_on_engine_start(config: EngineConfig) -> None:
 def sarathi_on_request_added(
     request_id: str, prompt_token_ids: Sequence[int], sampling_params: SamplingParams
 ) -> None:
-    """A validated request joined the waiting queue."""
+    """A validated request joined the waiting queue. Raising here does not refuse it: as from every
+    observer, the exception is logged and the request is served all the same (refusing belongs before
+    admission, in validation or `max_waiting_requests`)."""
 
 
 @hookspec

@@ -69,13 +69,15 @@ class PluginManager:
         return entries
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook; an exception in one observer is logged and the others still run."""
+        """Call an observer hook; an exception in one observer is logged, naming the plugin and its
+        implementation (a plugin object's registered name is only a number), and the others still run."""
         caller = getattr(self._pm.hook, hook_name)
         for impl in reversed(_call_order(caller)):
             try:
                 impl.function(**_args(impl, kwargs))
             except Exception:
-                logger.exception("observer %s of %s failed; the engine goes on", impl.plugin_name, hook_name)
+                logger.exception("observer %s (plugin %s) failed; the engine goes on",
+                                 impl.function.__qualname__, impl.plugin_name)
 
     def _load_entry_points(self, allowed: bool | tuple[str, ...]) -> None:
         if allowed is True:

@@ -7,24 +7,7 @@ import asyncio
 import pytest
 
 from sarathi_sdk import FinishReason, SamplingParams
-from sarathi_sdk.testing import FakeBackend
-from tests.engine.conftest import TIMEOUT, fake_engine
-
-
-def reference_tokens(prompt: list[int], max_tokens: int, vocab_size: int = 1000) -> list[int]:
-    """What FakeBackend generates for a prompt run alone, one token at a time."""
-    from sarathi_sdk import EngineConfig, ScheduledBatch
-    from sarathi_sdk.batch import PrefillChunk
-
-    backend = FakeBackend(vocab_size=vocab_size)
-    config = EngineConfig(block_size=len(prompt) + max_tokens)
-    backend.start(config, 1)
-    tokens = list(prompt)
-    params = SamplingParams(max_tokens=max_tokens)
-    for step in range(max_tokens):
-        chunk = PrefillChunk("r", tuple(tokens), 0, (0,), True, params)
-        tokens.append(backend.execute(ScheduledBatch(step, prefills=(chunk,))).sampled["r"])
-    return tokens[len(prompt):]
+from tests.engine.conftest import TIMEOUT, fake_engine, reference_tokens
 
 
 async def test_deltas_concatenate_to_the_whole_output():
