@@ -37,6 +37,7 @@ from .interfaces import Tokenizer
 from .plugins import PluginManager
 from .request import RequestOutput
 from .sampling import SamplingParams
+from .serve import commands as serve_commands
 
 EXIT_SDK_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(run=run_convert)
 
     bench_commands.add_parser(commands)
+    serve_commands.add_parser(commands)
 
     plugins = commands.add_parser("plugins", help="list the registered plugins and their registries")
     plugins.add_argument("--entry-points", action="store_true", help="also load third-party entry-point plugins")
