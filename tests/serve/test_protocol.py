@@ -171,3 +171,13 @@ def test_the_core_and_the_cli_import_nothing_of_the_serve_extra():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_model_id_is_the_name_the_user_gave():
+    from sarathi_sdk.serve.app import model_id
+
+    assert model_id("/models/SmolLM2-135M-Instruct.Q4_1.gguf", "/cache/SmolLM2-135M-Instruct.Q4_1-898fe4f23152") \
+        == "SmolLM2-135M-Instruct.Q4_1"
+    assert model_id("/models/my-llama", "/models/my-llama") == "my-llama"
+    assert model_id(None, "/cache/SmolLM2-135M-Instruct.Q4_1-898fe4f23152") == "SmolLM2-135M-Instruct.Q4_1"
+    assert model_id(None, None) == "default"

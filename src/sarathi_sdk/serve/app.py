@@ -16,6 +16,7 @@ Imports fastapi and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -61,6 +62,17 @@ class OpenRequests:
         self.ids.discard(request_id)
 
 
+def model_id(given: str | None, resolved: str | None) -> str:
+    """The id clients send as `model`: the name of the folder or .gguf file the user gave, or for the
+    bundled default model its converted folder's name without the cache's content hash."""
+    if given is not None:
+        path = Path(given)
+        return path.stem if path.suffix == ".gguf" else path.name
+    if resolved is None:
+        return "default"
+    return re.sub(r"-[0-9a-f]{12}$", "", Path(resolved).name)
+
+
 class ServerState:
     """What the routes share: the engine, the served model's id, the observers."""
 
@@ -72,13 +84,14 @@ class ServerState:
         self.served_model_name = served_model_name
         self.default_max_tokens = default_max_tokens
         self.model_id = served_model_name or "default"
+        self.given_model = engine.config.model
+        """The model as the user named it, before the engine resolved it into a checkpoint folder."""
         self.created = int(time.time())
         self.token_texts = TokenTexts(None)
 
     def started(self) -> None:
-        model = self.engine.config.model
-        if self.served_model_name is None and model is not None:
-            self.model_id = Path(model).name
+        if self.served_model_name is None:
+            self.model_id = model_id(self.given_model, self.engine.config.model)
         self.token_texts = TokenTexts(self.engine.tokenizer)
         self.created = int(time.time())
 
