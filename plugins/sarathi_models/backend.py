@@ -13,8 +13,9 @@ turns here. Overlapping stages is the pipeline-parallel plugin's work, with one 
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,6 +30,8 @@ from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
 from .quantize_model import quantize_model
 from .sampler import Sampler
+
+logger = logging.getLogger(__name__)
 
 Factory = Callable[..., Any]
 
@@ -103,13 +106,32 @@ class TorchModelBackend:
             if not inputs.sample_rows:
                 return StepOutput(step_id=batch.step_id, sampled={})
             logits = self.model.compute_logits(hidden[inputs.sample_indices])  # [S, V] fp32
-            result = self.sampler(logits, inputs.sample_rows)
+            try:
+                result = self.sampler(logits, inputs.sample_rows)
+            except Exception:
+                return self._sample_rows_alone(batch.step_id, logits, inputs.sample_rows)
         ids = [row.request_id for row in inputs.sample_rows]
         return StepOutput(
             step_id=batch.step_id,
             sampled=dict(zip(ids, result.token_ids)),
             logprobs={rid: lp for rid, lp in zip(ids, result.logprobs) if lp is not None},
         )
+
+    def _sample_rows_alone(self, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
+        """The batched sampler failed: sample each row (logits [S, V]) on its own, so the request whose
+        row fails ends alone (`StepOutput.failed`) and every other one still gets its token."""
+        sampled, logprobs, failed = {}, {}, {}
+        for i, row in enumerate(rows):
+            try:
+                result = self.sampler(logits[i : i + 1], [row])
+            except Exception as exc:
+                logger.exception("sampling failed for request %s", row.request_id)
+                failed[row.request_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            sampled[row.request_id] = result.token_ids[0]
+            if result.logprobs[0] is not None:
+                logprobs[row.request_id] = result.logprobs[0]
+        return StepOutput(step_id=step_id, sampled=sampled, logprobs=logprobs, failed=failed)
 
     def close(self) -> None:
         """Drop the weights and the KV cache (the layers hold it); the backend cannot run again."""

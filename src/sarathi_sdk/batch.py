@@ -99,3 +99,6 @@ class StepOutput:
     """request_id -> sampled token id."""
     logprobs: Mapping[str, TokenLogprobs] = field(default_factory=dict)
     """request_id -> logprobs, for requests that asked for them."""
+    failed: Mapping[str, str] = field(default_factory=dict)
+    """request_id -> why no token could be sampled for it (its own sampling failed). That request
+    ends with `RequestError`; the step and every other request go on."""

@@ -424,6 +424,10 @@ class Engine:
 
     def _process(self, batch: ScheduledBatch, output: StepOutput) -> None:
         """Record a step's tokens and send each request its delta."""
+        for request_id, reason in output.failed.items():
+            live = self._live.get(request_id)
+            if live is not None:
+                self._fail_request(live, RuntimeError(f"sampling failed: {reason}"))
         self._policy.update(batch, output)
         self._num_steps += 1
         self._num_tokens += batch.num_tokens
