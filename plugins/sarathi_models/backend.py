@@ -144,11 +144,16 @@ class TorchModelBackend:
 def _attention_backend(
     config: EngineConfig, registry: Mapping[str, Factory], device: torch.device
 ) -> AttentionBackend:
-    """`config.attention_backend` from the registry; "auto" is "cpu" on the CPU when its kernels
-    compiled (see `cpu_ops`), else "torch"."""
+    """`config.attention_backend` from the registry; "auto" is "triton" on CUDA when a plugin registers
+    it, "cpu" on the CPU when its kernels compiled (see `cpu_ops`), else "torch"."""
     name = config.attention_backend
     if name == "auto":
-        name = "cpu" if device.type == "cpu" and "cpu" in registry and kernels() is not None else "torch"
+        if device.type == "cuda" and "triton" in registry:
+            name = "triton"
+        elif device.type == "cpu" and "cpu" in registry and kernels() is not None:
+            name = "cpu"
+        else:
+            name = "torch"
     factory = registry.get(name)
     if factory is None:
         raise ConfigError(

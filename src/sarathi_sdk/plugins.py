@@ -26,7 +26,7 @@ from .errors import PluginError
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sarathi_sdk"
-BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models")
+BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models", "sarathi_triton")
 
 
 class PluginManager:
