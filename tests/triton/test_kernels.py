@@ -112,3 +112,12 @@ def test_shape_and_dtype_mismatches_are_refused_before_launch():
     with pytest.raises(ConfigError, match="multiple"):
         q = torch.zeros(2, 3, 16, device=DEVICE)
         paged_attention(q, cache, cache, None, 1.0, None)
+
+
+def test_the_gpu_benchmark_says_it_needs_cuda(capsys):
+    from sarathi_triton import bench
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run `python -m sarathi_triton.bench` instead")
+    assert bench.main([]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().out
