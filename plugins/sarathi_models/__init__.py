@@ -5,6 +5,7 @@ Registered by module path; pluggy finds the hook implementations re-exported her
 """
 
 from .hooks import (
+    sarathi_convert_model,
     sarathi_make_backend,
     sarathi_make_sampler,
     sarathi_register_attention_backends,
@@ -13,6 +14,7 @@ from .hooks import (
 from .resolve import sarathi_resolve_model
 
 __all__ = [
+    "sarathi_convert_model",
     "sarathi_make_backend",
     "sarathi_make_sampler",
     "sarathi_register_attention_backends",

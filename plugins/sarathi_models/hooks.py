@@ -30,6 +30,16 @@ def sarathi_make_backend(config: EngineConfig, plugin_manager: PluginManager) ->
     )
 
 
+@hookimpl(trylast=True)
+def sarathi_convert_model(source: str, out_dir: str) -> str | None:
+    """`sarathi convert`: a .gguf file into a Hugging Face folder; other files are not ours."""
+    if not str(source).endswith(".gguf"):
+        return None
+    from .gguf import convert_gguf
+
+    return str(convert_gguf(source, out_dir))
+
+
 @hookimpl
 def sarathi_register_model_architectures(register: Register) -> None:
     for architecture, family in _FAMILIES.items():

@@ -14,15 +14,14 @@
 Decoding is greedy unless `--temperature` says otherwise, so the same command prints the same answer.
 An SDK error (`SarathiError`) prints one line to stderr and exits with status 2, without a traceback.
 
-Imports the public `sarathi_sdk` API and the standard library; `convert` imports the bundled
-`sarathi_models` plugin by name when it runs, as the plugin manager does.
+Imports the public `sarathi_sdk` API and the standard library; `convert` reaches the model plugins
+through the `sarathi_convert_model` hook.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import sys
 import threading
@@ -190,11 +189,11 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    try:
-        gguf = importlib.import_module("sarathi_models.gguf")
-    except ImportError as exc:
-        raise ConfigError(f"GGUF conversion needs the bundled sarathi_models plugin: {exc}") from exc
-    folder = gguf.convert_gguf(args.gguf, args.out_dir)
+    """Convert through the plugins' `sarathi_convert_model` hook: the core imports no model code."""
+    config = EngineConfig()
+    folder = PluginManager(config).hook.sarathi_convert_model(source=args.gguf, out_dir=args.out_dir)
+    if folder is None:
+        raise ConfigError(f"no plugin converts {args.gguf}; the bundled sarathi_models plugin converts .gguf files")
     print(folder)
     return 0
 

@@ -5,18 +5,18 @@ value out of range is a :class:`ConfigError` before anything starts. Names follo
 one (`max_num_seqs`, `block_size`, `enable_prefix_caching`); `token_budget` is SARATHI's per-step token
 budget (vLLM's `max_num_batched_tokens`).
 
-Imports only the standard library and `errors`.
+Imports only the standard library, `checks` and `errors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import is_finite_number, is_int
 from .errors import ConfigError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -100,6 +100,10 @@ class EngineConfig:
     open stream with `EngineDeadError`, rather than every request hanging behind a stuck device or a
     deadlocked backend. Generous by default so a first step that compiles kernels passes. None: off."""
     enable_prefix_caching: bool = False
+    """Reuse the KV of whole blocks that earlier requests computed for the same leading tokens (a
+    shared system prompt, the previous turns of a conversation, a preempted request's own context):
+    a request's prefill starts after its longest cached whole-block prefix. Its last prompt token is
+    always computed. Works with chunked prefill and every policy; see `sarathi_paged_kv`."""
     seed: int = 0
     """Seed of the sampler for requests that give no seed of their own."""
     plugins: tuple[object, ...] = ()
@@ -119,10 +123,7 @@ class EngineConfig:
         for name in ("max_num_seqs", "num_kv_blocks", "max_model_len", "max_waiting_requests"):
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
-        if self.step_timeout is not None and (
-            isinstance(self.step_timeout, bool) or not isinstance(self.step_timeout, (int, float))
-            or not math.isfinite(self.step_timeout) or self.step_timeout <= 0
-        ):
+        if self.step_timeout is not None and (not is_finite_number(self.step_timeout) or self.step_timeout <= 0):
             raise ConfigError(f"step_timeout must be a finite number of seconds > 0 or None, got {self.step_timeout!r}")
         _require_int("seed", self.seed, minimum=0)
         _require_int("max_logprobs", self.max_logprobs, minimum=0)
@@ -151,8 +152,7 @@ class EngineConfig:
     def _check_token_budget(self) -> bool:
         """Validate `token_budget` and `tbt_slo` together; True when the budget is still "auto"."""
         if self.tbt_slo is not None and (
-            isinstance(self.tbt_slo, bool) or not isinstance(self.tbt_slo, (int, float))
-            or not math.isfinite(self.tbt_slo) or self.tbt_slo <= 0
+            not is_finite_number(self.tbt_slo) or self.tbt_slo <= 0
         ):
             raise ConfigError(f"tbt_slo must be a finite number of seconds > 0, got {self.tbt_slo!r}")
         if self.token_budget == AUTO:
@@ -174,10 +174,9 @@ class EngineConfig:
         for name in ("max_num_partial_prefills", "long_prefill_token_threshold"):
             if getattr(self, name) is not None:
                 _require_int(name, getattr(self, name), minimum=1)
-        if not isinstance(self.enable_dynamic_chunking_schedule, bool):
-            raise ConfigError(
-                f"enable_dynamic_chunking_schedule must be True or False, got {self.enable_dynamic_chunking_schedule!r}"
-            )
+        for name in ("enable_dynamic_chunking_schedule", "enable_prefix_caching"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _require_int("chunk_schedule_max_tokens", self.chunk_schedule_max_tokens, minimum=1)
         _require_int("chunk_schedule_stages", self.chunk_schedule_stages, minimum=1)
         if self.low_chunk_size is not None:
@@ -204,12 +203,8 @@ class EngineConfig:
                 raise ConfigError(f"unknown engine option {name!r}{hint}")
         return cls(model=model, **options)
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _require_int(name: str, value: object, minimum: int, alternative: str | None = None) -> None:
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         also = f" or {alternative}" if alternative else ""
         raise ConfigError(f"{name} must be an integer >= {minimum}{also}, got {value!r}")
 

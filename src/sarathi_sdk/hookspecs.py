@@ -47,6 +47,13 @@ def sarathi_resolve_model(config: EngineConfig) -> str | None:
 
 
 @hookspec(firstresult=True)
+def sarathi_convert_model(source: str, out_dir: str) -> str | None:
+    """Convert the checkpoint file `source` (a .gguf file for the bundled models plugin) into a Hugging
+    Face folder at `out_dir` (`sarathi convert`); return the folder, or None when this plugin does not
+    convert that kind of file."""
+
+
+@hookspec(firstresult=True)
 def sarathi_make_backend(config: EngineConfig, plugin_manager: PluginManager) -> ModelBackend | None:
     """Build the model backend. Skipped when `Engine(backend=...)` is given one."""
 

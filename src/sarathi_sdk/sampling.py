@@ -3,15 +3,15 @@
 Field names and defaults follow vLLM so that code moves over unchanged. The sampler itself runs in the
 model backend, on the device; this module only describes and checks what is asked for.
 
-Imports only the standard library and `errors`.
+Imports only the standard library, `checks` and `errors`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .checks import is_finite_number, is_int
 from .errors import InvalidRequestError
 
 MAX_STOP_STRINGS = 64
@@ -50,13 +50,13 @@ class SamplingParams:
             object.__setattr__(self, "stop", (self.stop,))
         object.__setattr__(self, "stop", _tuple_of("stop", self.stop, str))
         object.__setattr__(self, "stop_token_ids", _tuple_of("stop_token_ids", self.stop_token_ids, int))
-        _check(_is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens must be an integer >= 1", self.max_tokens)
-        _check(_is_num(self.temperature) and self.temperature >= 0, "temperature must be a finite number >= 0",
+        _check(is_int(self.max_tokens) and self.max_tokens >= 1, "max_tokens must be an integer >= 1", self.max_tokens)
+        _check(is_finite_number(self.temperature) and self.temperature >= 0, "temperature must be a finite number >= 0",
                self.temperature)
-        _check(_is_num(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]", self.top_p)
-        _check(_is_int(self.top_k) and (self.top_k == -1 or self.top_k >= 1), "top_k must be -1 or >= 1", self.top_k)
-        _check(_is_num(self.min_p) and 0 <= self.min_p <= 1, "min_p must be in [0, 1]", self.min_p)
-        _check(self.seed is None or (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED),
+        _check(is_finite_number(self.top_p) and 0 < self.top_p <= 1, "top_p must be in (0, 1]", self.top_p)
+        _check(is_int(self.top_k) and (self.top_k == -1 or self.top_k >= 1), "top_k must be -1 or >= 1", self.top_k)
+        _check(is_finite_number(self.min_p) and 0 <= self.min_p <= 1, "min_p must be in [0, 1]", self.min_p)
+        _check(self.seed is None or (is_int(self.seed) and 0 <= self.seed <= MAX_SEED),
                "seed must be None or an integer in [0, 2**64 - 1]", self.seed)
         _check(len(self.stop) <= MAX_STOP_STRINGS, f"stop takes at most {MAX_STOP_STRINGS} strings",
                f"{len(self.stop)} strings")
@@ -66,13 +66,13 @@ class SamplingParams:
         _check(all(_is_unicode(s) for s in self.stop), "stop strings must be valid Unicode (no lone surrogates)",
                self.stop)
         _check(all(t >= 0 for t in self.stop_token_ids), "stop_token_ids must be >= 0", self.stop_token_ids)
-        _check(self.logprobs is None or (_is_int(self.logprobs) and self.logprobs >= 0),
+        _check(self.logprobs is None or (is_int(self.logprobs) and self.logprobs >= 0),
                "logprobs must be None or an integer >= 0", self.logprobs)
-        _check(_is_num(self.repetition_penalty) and self.repetition_penalty > 0,
+        _check(is_finite_number(self.repetition_penalty) and self.repetition_penalty > 0,
                "repetition_penalty must be a finite number > 0", self.repetition_penalty)
-        _check(_is_num(self.presence_penalty) and -2 <= self.presence_penalty <= 2,
+        _check(is_finite_number(self.presence_penalty) and -2 <= self.presence_penalty <= 2,
                "presence_penalty must be in [-2, 2]", self.presence_penalty)
-        _check(_is_num(self.frequency_penalty) and -2 <= self.frequency_penalty <= 2,
+        _check(is_finite_number(self.frequency_penalty) and -2 <= self.frequency_penalty <= 2,
                "frequency_penalty must be in [-2, 2]", self.frequency_penalty)
         _check(isinstance(self.ignore_eos, bool), "ignore_eos must be True or False", self.ignore_eos)
 
@@ -84,20 +84,6 @@ class SamplingParams:
     def needs_output_history(self) -> bool:
         """Whether the sampler must see the tokens generated so far (the penalties do)."""
         return self.repetition_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_num(value: object) -> bool:
-    """An int or float that is a finite float (no NaN, no infinity, no bool, no int past float range)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 def _is_unicode(text: str) -> bool:
