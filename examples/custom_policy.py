@@ -11,11 +11,16 @@ from sarathi_sdk.testing import FakeBackend
 
 
 class ShortestPromptFirst(SarathiPolicy):
-    """Admits waiting requests shortest prompt first; everything else is SARATHI's."""
+    """Serves requests shortest prompt first; everything else is SARATHI's.
 
-    def schedule(self):
-        self.waiting = type(self.waiting)(sorted(self.waiting, key=lambda r: len(r.prompt_token_ids)))
-        return super().schedule()
+    `sort_key` is the policy's one knob for order: the queues are kept sorted by it as requests
+    arrive (no re-sort per step), the smallest key is admitted first, and the largest running key is
+    the one preempted when memory runs out. Ties keep arrival order.
+    """
+
+    def __init__(self, config, kv_cache_manager):
+        super().__init__(config, kv_cache_manager)
+        self.sort_key = lambda request: (len(request.prompt_token_ids), request.arrival_index)
 
 
 class ShortestFirstPlugin:
