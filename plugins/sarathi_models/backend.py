@@ -29,6 +29,7 @@ from .kv_cache import allocate_kv_cache, kv_cache_spec
 from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
 from .quantize_model import quantize_model
+from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 from .sampler import Sampler
 
 logger = logging.getLogger(__name__)
@@ -61,13 +62,8 @@ class TorchModelBackend:
     ) -> None:
         if config.model is None:
             raise ConfigError("the torch backend needs a checkpoint folder; config.model is None")
-        if architectures is None or attention_backends is None:
-            from .hooks import bundled_registry
-
-            architectures = architectures if architectures is not None else bundled_registry("architectures")
-            attention_backends = (
-                attention_backends if attention_backends is not None else bundled_registry("attention_backends")
-            )
+        architectures = architectures if architectures is not None else ARCHITECTURES
+        attention_backends = attention_backends if attention_backends is not None else ATTENTION_BACKENDS
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.attention: AttentionBackend = _attention_backend(config, attention_backends, self.device)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sarathi_sdk import ConfigError, EngineConfig, PluginManager, hookimpl
+from sarathi_sdk import EngineConfig, PluginManager, hookimpl
+
+from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 
 Register = Callable[[str, Callable[..., Any]], None]
-
-_FAMILIES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2"}
 
 
 @hookimpl(trylast=True)
@@ -42,14 +42,14 @@ def sarathi_convert_model(source: str, out_dir: str) -> str | None:
 
 @hookimpl
 def sarathi_register_model_architectures(register: Register) -> None:
-    for architecture, family in _FAMILIES.items():
-        register(architecture, _llama_family(family))
+    for name, factory in ARCHITECTURES.items():
+        register(name, factory)
 
 
 @hookimpl
 def sarathi_register_attention_backends(register: Register) -> None:
-    register("torch", _torch_attention)
-    register("cpu", _cpu_attention)
+    for name, factory in ATTENTION_BACKENDS.items():
+        register(name, factory)
 
 
 @hookimpl(trylast=True)
@@ -57,40 +57,3 @@ def sarathi_make_sampler(config: EngineConfig) -> Any:
     from .sampler import Sampler
 
     return Sampler(seed=config.seed)
-
-
-def bundled_registry(kind: str) -> dict[str, Callable[..., Any]]:
-    """This plugin's own "architectures" or "attention_backends", for a backend built without an engine."""
-    entries: dict[str, Callable[..., Any]] = {}
-    hook = sarathi_register_model_architectures if kind == "architectures" else sarathi_register_attention_backends
-    hook(entries.__setitem__)
-    return entries
-
-
-def _llama_family(family: str) -> Callable[[dict[str, Any]], Any]:
-    def build(hf_config: dict[str, Any]) -> Any:
-        from .llama import LlamaForCausalLM
-        from .model_config import ModelConfig
-
-        return LlamaForCausalLM(ModelConfig.from_hf(hf_config, family))
-
-    return build
-
-
-def _torch_attention(config: EngineConfig) -> Any:
-    from .torch_attention import TorchAttention
-
-    return TorchAttention()
-
-
-def _cpu_attention(config: EngineConfig) -> Any:
-    from .cpu_attention import CpuAttention
-    from .cpu_ops import kernels
-
-    compiled = kernels()
-    if compiled is None:
-        raise ConfigError(
-            "attention backend 'cpu' needs the fused CPU kernels, which did not build (a C++ compiler "
-            "and ninja are needed; see the log); use attention_backend='torch'"
-        )
-    return CpuAttention(compiled)

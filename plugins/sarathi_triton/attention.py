@@ -20,7 +20,7 @@ import triton
 from sarathi_sdk import ConfigError
 
 from . import kernels
-from .hooks import interpreting
+from .interpreter import interpreting
 
 NO_WINDOW = 1 << 30
 MAX_HEAD_DIM = 256

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sarathi_sdk import ConfigError, EngineConfig, hookimpl
+
+from .interpreter import interpreting
 
 
 @hookimpl
 def sarathi_register_attention_backends(register: Any) -> None:
     register("triton", _triton_attention)
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (set before triton is first imported)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def _triton_attention(config: EngineConfig) -> Any:

@@ -12,6 +12,7 @@ starts and closes it when the server stops; `sarathi serve` runs one with uvicor
 - `metrics`: Prometheus text from engine stats and finished requests' metrics
 - `server`: `serve(app, host, port)`, uvicorn with a shutdown that ends open requests cleanly
 - `commands`: the `sarathi serve` command
+- `defaults`: body cap, chat max_tokens, shutdown grace
 
 Only this package imports fastapi, pydantic and uvicorn, and nothing here is imported by the core, so
 the SDK works without the extra. Importing this package imports nothing else: `create_app` loads on
@@ -22,15 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .defaults import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_TIMEOUT
+
 __all__ = ["DEFAULT_CHAT_MAX_TOKENS", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_SHUTDOWN_TIMEOUT", "create_app"]
-
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-"""Largest request body the server reads; a larger one is a 413."""
-DEFAULT_CHAT_MAX_TOKENS = 512
-"""Tokens a chat completion may generate when the request gives no `max_tokens`."""
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-"""Seconds open requests may take to finish once a shutdown begins, before they are aborted."""
-
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":

@@ -31,7 +31,8 @@ from ..engine import Engine, EngineState
 from ..errors import InvalidRequestError
 from ..hookspecs import hookimpl
 from ..request import RequestOutput
-from . import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES, errors, metrics
+from . import errors, metrics
+from .defaults import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES
 from .errors import APIError
 from .guard import Guard
 from .protocol import (

@@ -21,7 +21,7 @@ from typing import Any
 from ..config import EngineConfig
 from ..errors import ConfigError
 from ..plugins import PluginManager
-from . import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_TIMEOUT
+from .defaults import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHUTDOWN_TIMEOUT
 
 logger = logging.getLogger(__name__)
 

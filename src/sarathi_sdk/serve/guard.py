@@ -19,7 +19,7 @@ import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import DEFAULT_MAX_BODY_BYTES
+from .defaults import DEFAULT_MAX_BODY_BYTES
 from .errors import APIError
 
 DRAIN_LIMIT_BYTES = 16 << 20

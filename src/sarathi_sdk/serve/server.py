@@ -18,8 +18,8 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from . import DEFAULT_SHUTDOWN_TIMEOUT
 from .app import ServerState
+from .defaults import DEFAULT_SHUTDOWN_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
