@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from .records import StepRecord
@@ -39,15 +40,15 @@ class ModelCost:
     """Bytes of one cached key or value element."""
 
     @classmethod
-    def from_config(cls, config: dict[str, object], dtype: str = "bfloat16") -> ModelCost:
+    def from_config(cls, config: dict[str, Any], dtype: str = "bfloat16") -> ModelCost:
         try:
-            hidden = int(config["hidden_size"])  # type: ignore[arg-type]
-            layers = int(config["num_hidden_layers"])  # type: ignore[arg-type]
-            heads = int(config["num_attention_heads"])  # type: ignore[arg-type]
-            kv_heads = int(config.get("num_key_value_heads") or heads)  # type: ignore[arg-type]
-            head_dim = int(config.get("head_dim") or hidden // heads)  # type: ignore[arg-type]
-            mlp = int(config["intermediate_size"])  # type: ignore[arg-type]
-            vocab = int(config["vocab_size"])  # type: ignore[arg-type]
+            hidden = int(config["hidden_size"])
+            layers = int(config["num_hidden_layers"])
+            heads = int(config["num_attention_heads"])
+            kv_heads = int(config.get("num_key_value_heads") or heads)
+            head_dim = int(config.get("head_dim") or hidden // heads)
+            mlp = int(config["intermediate_size"])
+            vocab = int(config["vocab_size"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"config.json lacks a Llama-family shape field: {exc!r}") from exc
         if dtype not in DTYPE_BYTES:

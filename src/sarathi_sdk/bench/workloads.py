@@ -28,6 +28,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -147,7 +148,7 @@ def load_trace(path: str | Path, max_len: int | None = None) -> list[BenchReques
     except OSError as exc:
         raise ConfigError(f"cannot read trace {path}: {exc}") from exc
     if path.suffix.lower() == ".csv":
-        rows: Sequence[dict[str, object]] = list(csv.DictReader(text.splitlines()))
+        rows: Sequence[Any] = list(csv.DictReader(text.splitlines()))
     else:
         try:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -158,15 +159,16 @@ def load_trace(path: str | Path, max_len: int | None = None) -> list[BenchReques
         raise ConfigError(f"trace {path} holds no requests")
     arrivals = [r.arrival_time for r in requests]
     if any(a is not None for a in arrivals):
-        if any(a is None for a in arrivals) or any(b < a for a, b in zip(arrivals, arrivals[1:])):
+        timed = [a for a in arrivals if a is not None]
+        if len(timed) < len(arrivals) or any(b < a for a, b in zip(timed, timed[1:])):
             raise ConfigError(f"trace {path}: arrival_time must be on every row and non-decreasing")
     return requests
 
 
-def _trace_row(path: Path, line: int, row: object) -> BenchRequest:
+def _trace_row(path: Path, line: int, row: Any) -> BenchRequest:
     try:
-        prompt_len, output_len = int(row["prompt_len"]), int(row["output_len"])  # type: ignore[index]
-        arrival = row.get("arrival_time")  # type: ignore[union-attr]
+        prompt_len, output_len = int(row["prompt_len"]), int(row["output_len"])
+        arrival = row.get("arrival_time")
         arrival_time = None if arrival in (None, "") else float(arrival)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"trace {path} row {line}: needs integer prompt_len and output_len ({exc!r})") from exc
