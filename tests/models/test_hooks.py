@@ -79,8 +79,8 @@ def test_a_plugin_overrides_architecture_attention_backend_and_sampler(checkpoin
 
 
 def test_an_unregistered_attention_backend_is_a_config_error(checkpoint):
-    with pytest.raises(ConfigError, match="triton.*torch"):
-        build_backend(EngineConfig(model=str(checkpoint("llama")), device="cpu", attention_backend="triton"))
+    with pytest.raises(ConfigError, match="'flash'.*registered: cpu, torch"):
+        build_backend(EngineConfig(model=str(checkpoint("llama")), device="cpu", attention_backend="flash"))
 
 
 def test_attention_backend_auto_is_torch(checkpoint):
