@@ -1,8 +1,20 @@
-"""Shared test helpers: requests built the way the engine builds them."""
+"""Shared test helpers: requests built the way the engine builds them.
+
+Without CUDA, Triton's kernels run in its CPU interpreter, which must be switched on before anything
+imports triton (transformers and torch may, while tests are collected), hence here, the first
+conftest pytest imports.
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
+
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest
 

@@ -32,8 +32,10 @@ class OrcaPolicy(PolicyBase):
         if not self.cache_ran_short:
             while self.waiting and len(self.running) < self.config.max_num_seqs:
                 request = self.waiting[0]
+                self.reuse_prefix(request)
                 num_tokens = request.num_uncomputed_tokens
                 if not self.kv.allocate(request, num_tokens):
+                    self.drop_prefix(request)
                     break
                 self.admit(request)
                 prefills.append((request, num_tokens))

@@ -8,9 +8,16 @@ A policy subclasses `PolicyBase` and writes only `schedule()`. The queues, both 
 - `running`: requests holding KV blocks.
 
 When the cache is full, a request preempts the running requests behind it in key order, the last
-first, never one ahead of it (see `allocate_or_preempt`). Preemption is by recompute (as in vLLM and Sarathi-Serve): the victim's blocks are freed and its whole
-context, prompt and generated tokens, is prefilled again when it returns. A request that is part of an
-executing batch (`in_flight`) is never scheduled, preempted or freed until `update` sees its batch.
+first, never one ahead of it (see `allocate_or_preempt`). Preemption is by recompute (as in vLLM and
+Sarathi-Serve): the victim's blocks are freed and its whole context, prompt and generated tokens, is
+prefilled again when it returns. A request that is part of an executing batch (`in_flight`) is never
+scheduled, preempted or freed until `update` sees its batch.
+
+Prefix cache: a policy calls `reuse_prefix` on the head of `waiting` before sizing its first chunk
+(the KV manager's `match_prefix`: the request then starts after its cached whole blocks, its own
+after a preemption included), and `drop_prefix` if it does not start it after all, so waiting requests
+hold no blocks between steps. `admit` records, at a request's first admission, its cached prompt
+tokens (`Request.num_cached_tokens`) and the totals behind `EngineStats.prefix_cache_hit_rate`.
 
 Pure Python; imports only the public `sarathi_sdk` API.
 """
@@ -48,6 +55,8 @@ class PolicyBase:
         self._aborted_in_flight: dict[str, Request] = {}
         self._step_id = 0
         self._num_preemptions = 0
+        self._num_prompt_tokens = 0
+        self._num_cached_prompt_tokens = 0
         self.cache_ran_short = False
         """Some allocation failed since the policy last cleared this (at the start of its step): a
         policy then admits nobody new, whose blocks the requests already running need first."""
@@ -76,7 +85,8 @@ class PolicyBase:
         return bool(self.waiting or self.running)
 
     def stats(self) -> PolicyStats:
-        return PolicyStats(len(self.waiting), len(self.running), self._num_preemptions)
+        return PolicyStats(len(self.waiting), len(self.running), self._num_preemptions,
+                           self._num_prompt_tokens, self._num_cached_prompt_tokens)
 
     def update(self, batch: ScheduledBatch, output: StepOutput) -> list[Request]:
         finished: list[Request] = []
@@ -108,10 +118,27 @@ class PolicyBase:
                 self.kv.free(request)
                 finished.append(request)
 
+    def reuse_prefix(self, request: Request) -> None:
+        """Start the head of `waiting` after its cached prefix: its block table begins with the shared
+        blocks and `num_computed_tokens` counts their tokens. Before its first chunk is sized."""
+        if not request.block_table:
+            request.num_computed_tokens = self.kv.match_prefix(request)
+
+    def drop_prefix(self, request: Request) -> None:
+        """The head of `waiting` does not start this step: give back its cached prefix (which stays
+        cached), so it waits holding no blocks."""
+        if request.block_table:
+            self.kv.free(request)
+        request.num_computed_tokens = 0
+
     def admit(self, request: Request) -> None:
         """Move the head of `waiting` into `running`; its first tokens are already allocated."""
         self.waiting.remove(request)
         request.status = RequestStatus.RUNNING
+        if request.num_preemptions == 0:  # its first admission: what the prefix cache saved it
+            request.num_cached_tokens = request.num_computed_tokens
+            self._num_prompt_tokens += len(request.prompt_token_ids)
+            self._num_cached_prompt_tokens += request.num_computed_tokens
         bisect.insort(self.running, request, key=self.sort_key)
 
     def preempt(self, request: Request) -> None:

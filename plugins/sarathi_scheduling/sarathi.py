@@ -8,7 +8,8 @@ Reproduces SARATHI (arXiv 2308.16369) in the stall-free form of Sarathi-Serve (O
    `ChunkRule` (budget left, `long_prefill_token_threshold`, the dynamic chunk schedule);
 3. waiting requests in `sort_key` order, the same way, while the budget, `max_num_seqs`, the KV cache
    and `max_num_partial_prefills` allow. The first waiting request that does not fit stops admission
-   (no skipping ahead, so no one starves).
+   (no skipping ahead, so no one starves). With the prefix cache, a request's first chunk starts
+   after its cached whole blocks and is sized from there.
 
 A prompt is *partial* from the step that schedules its first chunk until the step that schedules its
 last. A waiting request whose first chunk would leave it partial is admitted only while fewer than
@@ -69,22 +70,29 @@ class SarathiPolicy(PolicyBase):
         return self.build_batch(prefills, decodes)
 
     def _admit_waiting(self, prefills: list[tuple[Request, int]], num_batched: int) -> None:
-        max_partial = self.config.max_num_partial_prefills
         while (self.waiting and num_batched < self.config.token_budget
                and len(self.running) < self.config.max_num_seqs):
             request = self.waiting[0]
-            num_tokens = self.chunks.chunk_size(request, num_batched)
+            self.reuse_prefix(request)
+            num_tokens = self._first_chunk(request, num_batched)
             if num_tokens == 0:
-                break
-            leaves_partial = num_tokens < request.num_uncomputed_tokens
-            if leaves_partial and max_partial is not None and len(self._partial) >= max_partial:
-                break
-            if not self.kv.allocate(request, num_tokens):
+                self.drop_prefix(request)
                 break
             self.admit(request)
             self._record_chunk(request, num_tokens)
             prefills.append((request, num_tokens))
             num_batched += num_tokens
+
+    def _first_chunk(self, request: Request, num_batched: int) -> int:
+        """The size of a waiting request's first chunk, allocated; 0 when it cannot start this step."""
+        num_tokens = self.chunks.chunk_size(request, num_batched)
+        if num_tokens == 0:
+            return 0
+        max_partial = self.config.max_num_partial_prefills
+        leaves_partial = num_tokens < request.num_uncomputed_tokens
+        if leaves_partial and max_partial is not None and len(self._partial) >= max_partial:
+            return 0
+        return num_tokens if self.kv.allocate(request, num_tokens) else 0
 
     def _record_chunk(self, request: Request, num_tokens: int) -> None:
         if num_tokens < request.num_uncomputed_tokens:

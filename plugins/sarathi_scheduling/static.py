@@ -30,7 +30,9 @@ class StaticPolicy(PolicyBase):
         prefills: list[tuple[Request, int]] = []
         while self.waiting and len(self.running) < self.config.max_num_seqs:
             request = self.waiting[0]
+            self.reuse_prefix(request)
             if not self.kv.allocate(request, _lifetime_tokens(request)):
+                self.drop_prefix(request)
                 break
             self.admit(request)
             prefills.append((request, request.num_uncomputed_tokens))

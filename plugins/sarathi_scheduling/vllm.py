@@ -8,7 +8,8 @@ SARATHI and Sarathi-Serve compare against. Steps are phase-homogeneous:
    `sort_key` order, each with its whole prompt (never chunked) and KV blocks for all of it, while
    the prompts add up to at most `token_budget` (vLLM's `max_num_batched_tokens`), `max_num_seqs`
    allows and the KV cache holds them. A prompt longer than the budget runs alone in its step, so
-   every admissible request can run. The first request that does not fit stops admission.
+   every admissible request can run. The first request that does not fit stops admission. With the
+   prefix cache, a "whole prompt" is what follows the request's cached whole blocks.
 2. otherwise a **decode step**: every running decode, one token each. When the cache cannot hold a
    decode's next token, running requests behind it in key order are preempted, the last first
    (recompute); they rejoin the waiting queue, to be prefilled whole again.
@@ -38,10 +39,13 @@ class VLLMPolicy(PolicyBase):
         num_batched = 0
         while self.waiting and len(self.running) < self.config.max_num_seqs:
             request = self.waiting[0]
+            self.reuse_prefix(request)
             num_tokens = request.num_uncomputed_tokens
             if prefills and num_batched + num_tokens > self.config.token_budget:
+                self.drop_prefix(request)
                 break
             if not self.kv.allocate(request, num_tokens):
+                self.drop_prefix(request)
                 break
             self.admit(request)
             prefills.append((request, num_tokens))

@@ -282,6 +282,7 @@ class Engine:
             num_steps=self._num_steps,
             num_preemptions=policy.num_preemptions,
             num_tokens_processed=self._num_tokens,
+            prefix_cache_hit_rate=policy.num_cached_prompt_tokens / max(1, policy.num_prompt_tokens),
         )
 
     def _check_loop(self) -> None:

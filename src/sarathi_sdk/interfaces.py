@@ -41,11 +41,24 @@ class PolicyStats:
     num_waiting: int
     num_running: int
     num_preemptions: int
+    num_prompt_tokens: int = 0
+    """Prompt tokens of the requests admitted so far (each request once, at its first admission)."""
+    num_cached_prompt_tokens: int = 0
+    """Of those, the tokens found in the prefix cache (`Request.num_cached_tokens`)."""
 
 
 @runtime_checkable
 class KVCacheManager(Protocol):
-    """Paged KV-cache bookkeeping: which blocks each request holds. No tensors, no torch."""
+    """Paged KV-cache bookkeeping: which blocks each request holds. No tensors, no torch.
+
+    The prefix cache is one method, `match_prefix`, which the policy calls for the request at the
+    head of its waiting queue before sizing its first chunk. A manager without a cache returns 0 there.
+    With one, blocks are shared between requests and reference-counted: a block is shared only once it
+    is full and its KV is written (its tokens are below its request's `num_computed_tokens`), and a
+    request writes only at positions from its own `num_computed_tokens` on, into blocks it holds
+    alone. So sharing is block-aligned and needs no copy-on-write. `free` drops a request's references;
+    a cached block nobody holds counts in `num_free_blocks` and is evicted only for a fresh block.
+    """
 
     @property
     def block_size(self) -> int: ...
@@ -62,6 +75,14 @@ class KVCacheManager(Protocol):
 
     def free(self, request: Request) -> None:
         """Return every block of the request and empty its block table."""
+        ...
+
+    def match_prefix(self, request: Request) -> int:
+        """For a request holding no blocks (new, or preempted and queued again): put the cached blocks
+        of the longest whole-block prefix of its tokens in its block table, never the block of its
+        last token (that token is always computed, for its logits), and return the tokens they hold.
+        The policy sets `num_computed_tokens` to the result, so the first chunk starts after them; if
+        the request then does not start this step, the policy `free`s it and sets it back to 0."""
         ...
 
 

@@ -21,3 +21,6 @@ class EngineStats:
     num_preemptions: int
     num_tokens_processed: int
     """Tokens (prefill and decode) executed since start."""
+    prefix_cache_hit_rate: float = 0.0
+    """Prompt tokens found in the prefix cache over the prompt tokens of the requests admitted so
+    far (each request counted once, at its first admission); 0.0 with `enable_prefix_caching` off."""

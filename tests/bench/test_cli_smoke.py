@@ -96,8 +96,31 @@ def test_micro_decode_and_prefill_costs(tiny, tmp_path, capsys):
     assert "prefill cost per token" in capsys.readouterr().out
 
 
+@pytest.mark.timeout(120)
+def test_compare_the_prefix_cache_on_and_off_over_a_shared_prefix(tiny, tmp_path, capsys):
+    out = tmp_path / "compare.json"
+    argv = ["bench", "compare", "--model", tiny, "--schedulers", "sarathi,sarathi+prefix", "--baseline", "hf",
+            "--num-requests", "6", "--prompt-len", "40-72", "--output-len", "4-8", "--shared-prefix-len", "32",
+            "--max-num-seqs", "4", "--token-budget", "24", "--block-size", "8", "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    results, engines = result["results"], result["config"]["engines"]
+    assert engines["sarathi+prefix"]["enable_prefix_caching"] and not engines["sarathi"]["enable_prefix_caching"]
+    assert engines["sarathi+prefix"]["scheduler"] == "sarathi"
+    requested = sum(n for _, n in result["config"]["requests"])
+    assert {r["num_output_tokens"] for r in results.values()} == {requested}
+    assert results["sarathi"]["prefix_cache_hit_rate"] == results["hf"]["prefix_cache_hit_rate"] == 0
+    # every request but the first finds the 32 shared tokens (at most: whole blocks, never a last token)
+    assert 0 < results["sarathi+prefix"]["prefix_cache_hit_rate"] <= 5 * 32 / (6 * 40)
+    assert "sarathi+prefix" in capsys.readouterr().out
+
+
 def test_bad_options_fail_before_any_model_loads(tmp_path, capsys):
     assert main(["bench", "compare", "--model", str(tmp_path), "--prompt-len", "abc"]) == 2
     assert "length 'abc'" in capsys.readouterr().err
+    assert main(["bench", "compare", "--model", str(tmp_path), "--shared-prefix-len", "-1"]) == 2
+    assert "--shared-prefix-len" in capsys.readouterr().err
+    assert main(["bench", "compare", "--model", str(tmp_path), "--schedulers", "sarathi+lru"]) == 2
+    assert "POLICY+prefix" in capsys.readouterr().err
     assert main(["bench", "micro", "--batch-sizes", "x"]) == 2
     assert main(["bench", "capacity", "--tbt-slo", "0"]) == 2

@@ -9,7 +9,15 @@ import statistics
 
 import pytest
 
-from sarathi_sdk.bench.workloads import TRACES, BenchRequest, Lengths, load_trace, prompt_token_ids, synthetic
+from sarathi_sdk.bench.workloads import (
+    TRACES,
+    BenchRequest,
+    Lengths,
+    bench_prompt,
+    load_trace,
+    prompt_token_ids,
+    synthetic,
+)
 from sarathi_sdk.errors import ConfigError
 
 
@@ -99,3 +107,14 @@ def test_prompts_are_distinct_and_inside_the_vocabulary():
     assert a[0] != b[0] and len(a) == 64
     assert all(1 <= t < 100 for t in a + b)
     assert not math.isnan(sum(a))
+
+
+def test_a_runs_prompts_share_exactly_the_shared_prefix_and_other_runs_differ():
+    vocab = 1000
+    a, b = bench_prompt(40, 10, 0, vocab, 24), bench_prompt(30, 10, 1, vocab, 24)
+    assert (len(a), len(b)) == (40, 30)
+    assert a[:24] == b[:24] and a[24] != b[24]
+    assert bench_prompt(40, 20, 0, vocab, 24)[0] != a[0]  # another run: another prefix
+    assert bench_prompt(10, 10, 5, vocab, 24) == a[:10]  # a prompt shorter than the prefix is all prefix
+    assert bench_prompt(40, 10, 3, vocab) == prompt_token_ids(40, 13, vocab)  # no prefix: as before
+    assert all(1 <= t < vocab for t in a + b)

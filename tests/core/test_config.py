@@ -25,6 +25,8 @@ def test_defaults_are_valid_and_max_num_seqs_follows_a_small_budget():
         {"scheduler": ""},
         {"plugins": "not-a-list"},
         {"seed": -1},
+        {"enable_prefix_caching": "yes"},
+        {"enable_prefix_caching": 1},
     ],
 )
 def test_out_of_range_options_are_config_errors(options):

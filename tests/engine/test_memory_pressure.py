@@ -20,12 +20,16 @@ async def run_all(**options):
     return [r.token_ids for r in results], stats
 
 
+@pytest.mark.parametrize("prefix_caching", [False, True], ids=["cache-off", "cache-on"])
 @pytest.mark.parametrize("num_kv_blocks", [8, 12, 30])
-async def test_tiny_kv_cache_gives_the_same_tokens_as_a_large_one(num_kv_blocks):
+async def test_tiny_kv_cache_gives_the_same_tokens_as_a_large_one(num_kv_blocks, prefix_caching):
     async with asyncio.timeout(TIMEOUT):
         large, _ = await run_all(num_kv_blocks=1000, block_size=8, token_budget=32)
-        small, stats = await run_all(num_kv_blocks=num_kv_blocks, block_size=8, token_budget=32)
+        small, stats = await run_all(num_kv_blocks=num_kv_blocks, block_size=8, token_budget=32,
+                                     enable_prefix_caching=prefix_caching)
     assert small == large
     assert stats.kv_blocks_free == stats.kv_blocks_total == num_kv_blocks
     if num_kv_blocks < 12:
         assert stats.num_preemptions > 0
+    if num_kv_blocks == 30:  # room to keep some blocks: the prompts repeat one token each, so they hit
+        assert (stats.prefix_cache_hit_rate > 0) == prefix_caching

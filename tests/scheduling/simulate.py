@@ -1,7 +1,9 @@
 """Drive a policy the way the engine does, with batches in flight, arrivals and aborts, and check the
 invariants every policy owes the engine after every schedule() and update(): `max_num_seqs`, the
-token budget (sarathi), KV blocks neither shared nor leaked, no request in two in-flight batches,
-chunks and decodes of each request in order and contiguous, and liveness.
+token budget (sarathi), KV blocks neither leaked nor double-freed, shared only by reference count
+with the prefix cache on (and never written while shared), no request in two in-flight batches,
+chunks and decodes of each request in order and contiguous (a first chunk may start after a cached
+whole-block prefix), and liveness.
 
 The executor is `sarathi_sdk.testing.FakeBackend`: it reads each request's context back through its
 block table, so a wrong table, a block shared by two live requests or a chunk out of order raises or
@@ -11,7 +13,7 @@ tokens for the same workload.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from sarathi_paged_kv import PagedBlockManager
@@ -31,6 +33,8 @@ class Arrival:
     priority: int = 0
     stops: bool = False
     """Ends early when the fake model samples STOP_TOKEN."""
+    shared_prefix: int = 0
+    """The prompt's first tokens (up to this many) are the same for every request: a system prompt."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Simulation:
         self.config = config
         self.workload = workload
         self.depth = depth
-        self.kv = PagedBlockManager(num_blocks=config.num_kv_blocks, block_size=config.block_size)
+        self.kv = PagedBlockManager(num_blocks=config.num_kv_blocks, block_size=config.block_size,
+                                    enable_prefix_caching=config.enable_prefix_caching)
         self.policy = (policy_factory or POLICIES[scheduler])(config, self.kv)
         self.backend = FakeBackend(vocab_size=VOCAB_SIZE, num_blocks=config.num_kv_blocks)
         self.backend.start(config, config.num_kv_blocks)
@@ -79,6 +84,9 @@ class Simulation:
         self._next_pos: dict[str, int] = {}
         self._seen_preemptions: dict[str, int] = {}
         self.batches: list[ScheduledBatch] = []
+        self.cached_starts: list[tuple[str, int, int]] = []
+        """(request id, its preemptions so far, start) of every first chunk that started after a
+        cached prefix."""
         self.checks: list = []
         """Extra per-batch checks `check(sim, batch, before)`; `before` is the running decodes that
         were ready just before schedule()."""
@@ -106,9 +114,12 @@ class Simulation:
         return self._result(tick)
 
     def _add(self, index: int, arrival: Arrival) -> None:
+        shared = min(arrival.shared_prefix, arrival.prompt_len)
+        prompt = [(i * 13) % (VOCAB_SIZE - 1) + 1 for i in range(shared)]
+        prompt += [(index * 31 + i) % (VOCAB_SIZE - 1) + 1 for i in range(shared, arrival.prompt_len)]
         request = Request(
             request_id=str(index),
-            prompt_token_ids=tuple((index * 31 + i) % (VOCAB_SIZE - 1) + 1 for i in range(arrival.prompt_len)),
+            prompt_token_ids=tuple(prompt),
             sampling_params=SamplingParams(max_tokens=arrival.max_tokens,
                                            stop_token_ids=[STOP_TOKEN] if arrival.stops else []),
             arrival_time=float(arrival.tick),
@@ -143,7 +154,13 @@ class Simulation:
         for chunk in batch.prefills:
             request = self.requests[chunk.request_id]
             start = self._expected_start(request)
+            if start == 0 and chunk.start_pos and self.kv.prefix_caching:  # after its cached prefix
+                assert chunk.start_pos % block_size == 0, chunk.start_pos
+                assert chunk.start_pos <= (request.num_tokens - 1) // block_size * block_size
+                self.cached_starts.append((request.request_id, request.num_preemptions, chunk.start_pos))
+                start = chunk.start_pos
             end = start + len(chunk.token_ids)
+            self._check_exclusive(chunk.block_table, start, end)
             assert chunk.start_pos == start, f"{request.request_id}: chunk at {chunk.start_pos}, expected {start}"
             assert chunk.token_ids == tuple(request.token_at(p) for p in range(start, end))
             assert chunk.is_last_chunk == (end == request.num_tokens)
@@ -154,6 +171,7 @@ class Simulation:
             assert slot.position == self._expected_start(request) == request.num_tokens - 1
             assert slot.token_id == request.output_token_ids[-1]
             assert len(slot.block_table) * block_size > slot.position
+            self._check_exclusive(slot.block_table, slot.position, slot.position + 1)
             self._next_pos[request.request_id] = slot.position + 1
 
     def _expected_start(self, request: Request) -> int:
@@ -163,10 +181,20 @@ class Simulation:
             self._next_pos[rid] = 0
         return self._next_pos.get(rid, 0)
 
+    def _check_exclusive(self, block_table: tuple[int, ...], start: int, end: int) -> None:
+        """The blocks a step writes (positions start..end-1) are held by the writing request alone."""
+        size = self.config.block_size
+        for block in block_table[start // size:(end - 1) // size + 1]:
+            assert self.kv.ref_count(block) == 1, f"a write into block {block}, shared"
+
     def check_kv(self) -> None:
-        """Blocks held by requests plus free blocks are exactly the cache: none leaked, none shared."""
-        held = [b for r in self.requests.values() for b in r.block_table]
-        assert len(held) == len(set(held)), "a block is in two block tables"
+        """Blocks held by requests plus free (or cached, unheld) blocks are exactly the cache: none
+        leaked or double-freed; a block is in two tables only with the prefix cache, reference-counted."""
+        held = Counter(b for r in self.requests.values() for b in r.block_table)
+        if not self.kv.prefix_caching:
+            assert all(n == 1 for n in held.values()), "a block is in two block tables"
+        for block in range(self.kv.num_blocks):
+            assert self.kv.ref_count(block) == held[block], f"block {block}: wrong reference count"
         assert len(held) + self.kv.num_free_blocks() == self.kv.num_blocks, "blocks leaked or double-freed"
         for request in self.requests.values():
             if request.status is not RequestStatus.RUNNING and not request.in_flight:

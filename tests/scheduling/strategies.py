@@ -20,6 +20,7 @@ def workloads(draw, max_requests: int = 10) -> Workload:
             max_tokens=st.integers(1, 12),
             priority=st.integers(0, 3),
             stops=st.booleans(),
+            shared_prefix=st.sampled_from((0, 0, 8, 20, 40)),
         ),
         min_size=1,
         max_size=max_requests,

@@ -41,10 +41,13 @@ async def serve_all(scheduler: str, **options) -> dict[int, tuple[int, ...]]:
     ],
     ids=["plain", "priority", "preempting", "pipelined"],
 )
-async def test_all_policies_produce_identical_tokens(options):
-    results = {scheduler: await serve_all(scheduler, **options) for scheduler in SCHEDULERS}
+@pytest.mark.parametrize("prefix_caching", [False, True], ids=["cache-off", "cache-on"])
+async def test_all_policies_produce_identical_tokens(options, prefix_caching):
+    results = {scheduler: await serve_all(scheduler, enable_prefix_caching=prefix_caching, **options)
+               for scheduler in SCHEDULERS}
+    reference = await serve_all("sarathi", **options) if prefix_caching else results["sarathi"]
     for scheduler in SCHEDULERS:
-        assert results[scheduler] == results["sarathi"], scheduler
+        assert results[scheduler] == reference, scheduler
 
 
 async def test_sarathi_options_do_not_change_tokens():

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     if not (search.tbt_slo > 0 and search.start_rate > 0 and search.bisections >= 0):
         raise ConfigError("--tbt-slo and --start-rate must be > 0, --bisections >= 0")
     setup.check_options(args, search.start_rate)
+    for name in names:
+        setup.split_system(name)
     if args.plot_dir:
         plots.require_matplotlib()
     result = asyncio.run(capacity(names, search, args))
@@ -75,7 +77,7 @@ async def capacity_of(name: str, search: CapacitySearch, requests: list[BenchReq
         async def measure(rate: float) -> tuple[float, float]:
             arrivals = arrival_times(len(requests), rate, args.arrival, args.burstiness, args.seed)
             with setup.progress(len(requests), f"{name} at {rate:.3g} req/s") as bar:
-                _, records = await serve(engine, requests, arrivals, vocab, bar)
+                _, records = await serve(engine, requests, arrivals, vocab, bar, args.shared_prefix_len)
             metrics = request_metrics(records)
             return metrics["tbt_p99"], metrics["scheduling_delay_p50"]
 
@@ -92,7 +94,7 @@ def table(result: dict[str, Any]) -> list[str]:
     config = result["config"]
     lines = [f"capacity under P99 TBT <= {config['tbt_slo']} s and median scheduling delay <= "
              f"{config['max_scheduling_delay']} s ({len(config['requests'])} requests per probe)"]
-    lines.append(f"{'scheduler':<10}{'req/s':>10}{'probes':>8}")
+    lines.append(f"{'scheduler':<16}{'req/s':>10}{'probes':>8}")
     for name, r in result["results"].items():
-        lines.append(f"{name:<10}{r['capacity_rps']:>10.3f}{len(r['probes']):>8}")
+        lines.append(f"{name:<16}{r['capacity_rps']:>10.3f}{len(r['probes']):>8}")
     return lines + goals.lines(result["goals"])

@@ -36,13 +36,15 @@ TABLE_COLUMNS = (
     ("TBT p99", "tbt_p99", "{:.3f}"),
     ("sched p50", "scheduling_delay_p50", "{:.3f}"),
     ("preempt", "num_preemptions", "{:.0f}"),
+    ("cache hit", "prefix_cache_hit_rate", "{:.2f}"),
 )
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("compare", help="the same requests through each scheduler and the hf baseline")
     setup.add_workload_options(parser)
-    parser.add_argument("--schedulers", default="sarathi,vllm,orca,static", help="comma-separated policy names")
+    parser.add_argument("--schedulers", default="sarathi,vllm,orca,static",
+                        help="comma-separated policy names; POLICY+prefix turns the prefix cache on")
     parser.add_argument("--baseline", choices=("hf", "none"), default="none",
                         help="also serve the requests with transformers generate in static batches")
     parser.add_argument("--request-rate", type=float, help="Poisson requests/s (default: all at t=0)")
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if not names or args.repeats < 1:
         raise ConfigError("--schedulers needs at least one name and --repeats at least 1")
     setup.check_options(args, args.request_rate)
+    for name in names:
+        setup.split_system(name)
     if args.plot_dir:
         plots.require_matplotlib()
     result = asyncio.run(compare(names, args))
@@ -90,12 +94,12 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
             for repeat in range(args.repeats):
                 for name in names:
                     first = len(recorders[name].steps)
-                    t0, records = await serve(engines[name], requests, arrivals, vocab, bar)
+                    t0, records = await serve(engines[name], requests, arrivals, vocab, bar, args.shared_prefix_len)
                     steps = recorders[name].since(t0, first)
                     runs[name].append(summarize(records, steps, prefill, cost, machine))
                 if hf is not None:
                     records = await asyncio.to_thread(hf.serve, requests, arrivals, args.max_num_seqs,
-                                                      10_000 * (repeat + 1), bar)
+                                                      10_000 * (repeat + 1), bar, args.shared_prefix_len)
                     runs["hf"].append(summarize_hf(records))
     finally:
         for engine in engines.values():
@@ -199,9 +203,10 @@ def ratios(results: dict[str, dict[str, Any]], reference: str) -> dict[str, dict
 def table(result: dict[str, Any]) -> list[str]:
     """Results per system, ratios against the reference, then each goal beside its measurement."""
     results = result["results"]
-    lines = [f"{'system':<10}" + "".join(f"{title:>14}" for title, _, _ in TABLE_COLUMNS)]
+    width = max(10, *(len(name) + 1 for name in results))
+    lines = [f"{'system':<{width}}" + "".join(f"{title:>14}" for title, _, _ in TABLE_COLUMNS)]
     for name, r in results.items():
-        lines.append(f"{name:<10}" + "".join(f"{fmt.format(r[key]):>14}" for _, key, fmt in TABLE_COLUMNS))
+        lines.append(f"{name:<{width}}" + "".join(f"{fmt.format(r[key]):>14}" for _, key, fmt in TABLE_COLUMNS))
     if result["ratios"]:
         reference = result["config"]["reference"]
         lines.append(f"ratios vs {reference}: " + "; ".join(

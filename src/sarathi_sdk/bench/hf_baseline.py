@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .records import RequestRecord
-from .workloads import BenchRequest, prompt_token_ids
+from .workloads import BenchRequest, bench_prompt
 
 
 def _torch_dtype(dtype: str) -> Any:
@@ -44,8 +44,9 @@ class HFBaseline:
         self.vocab_size = self.model.config.vocab_size
 
     def serve(self, requests: Sequence[BenchRequest], arrivals: Sequence[float], max_num_seqs: int,
-              salt: int = 0, progress: Any = None) -> list[RequestRecord]:
-        """Serve every request in static batches; records on a clock whose zero is the call."""
+              salt: int = 0, progress: Any = None, shared_prefix_len: int = 0) -> list[RequestRecord]:
+        """Serve every request in static batches; records on a clock whose zero is the call. Prompts
+        are the engine's (`workloads.bench_prompt`); transformers caches no prefix across calls."""
         order = sorted(range(len(requests)), key=lambda i: arrivals[i])
         records: dict[int, RequestRecord] = {}
         t0 = time.perf_counter()
@@ -56,17 +57,17 @@ class HFBaseline:
                 now = time.perf_counter() - t0
             batch = [i for i in order[:max_num_seqs] if arrivals[i] <= now]
             order = order[len(batch):]
-            records |= self._batch(batch, requests, arrivals, t0, salt)
+            records |= self._batch(batch, requests, arrivals, t0, salt, shared_prefix_len)
             if progress is not None:
                 progress.update(len(batch))
         return [records[i] for i in range(len(requests))]
 
     def _batch(self, batch: list[int], requests: Sequence[BenchRequest], arrivals: Sequence[float],
-               t0: float, salt: int) -> dict[int, RequestRecord]:
+               t0: float, salt: int, shared_prefix_len: int) -> dict[int, RequestRecord]:
         import torch
         import transformers
 
-        prompts = [prompt_token_ids(requests[i].prompt_len, salt + i, self.vocab_size) for i in batch]
+        prompts = [bench_prompt(requests[i].prompt_len, salt, i, self.vocab_size, shared_prefix_len) for i in batch]
         width = max(map(len, prompts))
         input_ids = torch.zeros(len(batch), width, dtype=torch.long)  # [B, P] left-padded with 0
         mask = torch.zeros(len(batch), width, dtype=torch.long)  # [B, P]

@@ -22,6 +22,8 @@ class RequestRecord:
     finished: float
     prompt_len: int
     num_preemptions: int = 0
+    num_cached_tokens: int = 0
+    """Prompt tokens the engine's prefix cache held when the request started."""
 
     @property
     def output_len(self) -> int:

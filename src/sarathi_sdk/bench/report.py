@@ -8,7 +8,8 @@ Definitions (seconds and tokens per second; percentiles interpolate linearly bet
   requests (the token population), so a stall that hits 16 decodes counts 16 times; gaps spent
   preempted are gaps like any other. **TPOT** is per request: (last token - first token) / (tokens - 1).
 - **Throughput**: requests, output tokens, and prompt plus output tokens (end to end) per second of the
-  run, the run lasting from its start (t=0) to the last request's end.
+  run, the run lasting from its start (t=0) to the last request's end. Prompt tokens count whether
+  computed or found in the prefix cache; **prefix-cache hit rate** is the share found there.
 - **Decode throughput as SARATHI defines it** (arXiv 2308.16369, section 5): decode tokens per second
   of time spent on decodes. A decode-only step's time is all decode time; in a step that also carries
   prefill chunks, the decodes' time is the step's time minus what a prefill-only step of the same
@@ -61,6 +62,7 @@ def request_metrics(requests: Sequence[RequestRecord]) -> dict[str, Any]:
         "output_throughput": output_tokens / duration,
         "e2e_throughput": (output_tokens + sum(r.prompt_len for r in requests)) / duration,
         "num_preemptions": sum(r.num_preemptions for r in requests),
+        "prefix_cache_hit_rate": sum(r.num_cached_tokens for r in requests) / max(1, sum(r.prompt_len for r in requests)),
         "num_output_tokens": output_tokens,
     }
     firsts = [r for r in requests if r.token_times]

@@ -24,7 +24,7 @@ from ..batch import ScheduledBatch, StepOutput
 from ..config import EngineConfig
 from ..interfaces import KVCacheSpec, ModelBackend
 from .records import RequestRecord, StepRecord
-from .workloads import BenchRequest, prompt_token_ids
+from .workloads import BenchRequest, bench_prompt
 
 
 class _TimedBackend:
@@ -71,10 +71,11 @@ _salts = itertools.count(1)
 
 
 async def serve(engine: Engine, requests: Sequence[BenchRequest], arrivals: Sequence[float], vocab_size: int,
-                progress: Any = None) -> tuple[float, list[RequestRecord]]:
+                progress: Any = None, shared_prefix_len: int = 0) -> tuple[float, list[RequestRecord]]:
     """Serve `requests`, request i arriving `arrivals[i]` seconds after the start; returns the start
     (perf_counter) and one record per request. Prompts differ on every call (no two runs share a
-    prefix, whatever the engine caches)."""
+    prefix, whatever the engine caches); within a call, all start with the same `shared_prefix_len`
+    tokens (`workloads.bench_prompt`)."""
     salt = next(_salts) * len(requests)
     t0 = time.perf_counter()
 
@@ -83,7 +84,8 @@ async def serve(engine: Engine, requests: Sequence[BenchRequest], arrivals: Sequ
         if delay > 0:
             await asyncio.sleep(delay)
         params = SamplingParams(max_tokens=request.output_len, temperature=0, ignore_eos=True)
-        output = await engine.complete(prompt_token_ids(request.prompt_len, salt + i, vocab_size), params)
+        prompt = bench_prompt(request.prompt_len, salt, i, vocab_size, shared_prefix_len)
+        output = await engine.complete(prompt, params)
         if progress is not None:
             progress.update(1)
         return _record(output.metrics, t0)
@@ -101,4 +103,5 @@ def _record(metrics: Any, t0: float) -> RequestRecord:
         finished=metrics.finished_time - t0,
         prompt_len=metrics.num_prompt_tokens,
         num_preemptions=metrics.num_preemptions,
+        num_cached_tokens=metrics.num_cached_tokens,
     )

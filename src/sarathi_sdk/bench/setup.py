@@ -1,7 +1,8 @@
 """What every `sarathi bench` command shares: the workload from its options, and engines built alike.
 
 Every scheduler gets the same model, `max_num_seqs`, block size and KV-cache size, so the policies
-alone differ. Budgets: "sarathi" (and any chunking policy) runs at `--token-budget`, its chunk size;
+alone differ. A system named `POLICY+prefix` (say `sarathi+prefix`) is that policy with
+`enable_prefix_caching`, so one run compares the cache on and off; pair it with `--shared-prefix-len`. Budgets: "sarathi" (and any chunking policy) runs at `--token-budget`, its chunk size;
 the baselines run at `--baseline-token-budget`, by default large enough for the longest prompt and at
 least 2048, as vLLM sizes `max_num_batched_tokens` when chunked prefill is off: they prefill whole
 prompts and would otherwise refuse long ones. The KV cache holds `max_num_seqs` of the workload's
@@ -46,6 +47,8 @@ def add_workload_options(parser: argparse.ArgumentParser, num_requests: int = 32
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--arrival", choices=("poisson", "gamma"), default="poisson")
     parser.add_argument("--burstiness", type=float, default=1.0, help="gamma arrivals' coefficient of variation")
+    parser.add_argument("--shared-prefix-len", type=int, default=0,
+                        help="every prompt of a run starts with the same N tokens, a system prompt (default 0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the full results to this file")
     parser.add_argument("--plot-dir", help="write PNG plots here (needs matplotlib: the bench extra)")
@@ -70,6 +73,8 @@ def check_options(args: argparse.Namespace, rate: float | None = None) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.length_scale > 0:
         raise ConfigError(f"--length-scale must be > 0, got {args.length_scale}")
+    if args.shared_prefix_len < 0:
+        raise ConfigError(f"--shared-prefix-len must be >= 0, got {args.shared_prefix_len}")
 
 
 def workload(args: argparse.Namespace, max_len: int | None) -> list[BenchRequest]:
@@ -86,16 +91,27 @@ def arrivals_for(requests: list[BenchRequest], rate: float | None, args: argpars
     return arrival_times(len(requests), rate, args.arrival, args.burstiness, args.seed)
 
 
+def split_system(name: str) -> tuple[str, bool]:
+    """A system name as (policy name, prefix cache on): `sarathi` or `sarathi+prefix`."""
+    scheduler, plus, variant = name.partition("+")
+    if plus and variant != "prefix":
+        raise ConfigError(f"system {name!r}: the only variant is POLICY+prefix (the prefix cache on)")
+    return scheduler, bool(plus)
+
+
 def engine_options(name: str, requests: list[BenchRequest], args: argparse.Namespace) -> dict[str, Any]:
+    """The Engine options of system `name` (`split_system`)."""
+    scheduler, prefix_caching = split_system(name)
     longest = max(r.prompt_len + r.output_len for r in requests)
-    if name in CHUNKING_SCHEDULERS:
+    if scheduler in CHUNKING_SCHEDULERS:
         budget = args.token_budget
     else:
         budget = args.baseline_token_budget or max(BASELINE_MIN_BUDGET, max(r.prompt_len for r in requests))
     blocks_per_request = math.ceil(longest / args.block_size)
     default_blocks = min(args.max_num_seqs * blocks_per_request, MAX_KV_TOKENS // args.block_size)
     return {
-        "scheduler": name,
+        "scheduler": scheduler,
+        "enable_prefix_caching": prefix_caching,
         "token_budget": budget,
         "max_num_seqs": args.max_num_seqs,
         "block_size": args.block_size,

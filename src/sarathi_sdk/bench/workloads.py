@@ -16,7 +16,9 @@ grammar of `sarathi bench`):
   (one object per line with the same keys), as recorded from a real service.
 
 Synthetic prompts are token ids, not text: lengths are exact, no tokenizer is needed, and prompts
-differ from each other (no accidental prefix sharing). Imports only the standard library.
+differ from each other (no accidental prefix sharing), except for a deliberate shared prefix
+(`--shared-prefix-len N`, `bench_prompt`): the first N tokens of every prompt of a run are the same, a
+system prompt, and differ from run to run. Imports only the standard library.
 """
 
 from __future__ import annotations
@@ -182,3 +184,11 @@ def prompt_token_ids(length: int, salt: int, vocab_size: int) -> list[int]:
     (often padding) and staying inside the vocabulary."""
     span = max(1, min(vocab_size, 32000) - 1)
     return [1 + (salt * 7919 + j * 104729) % span for j in range(length)]
+
+
+def bench_prompt(length: int, salt: int, index: int, vocab_size: int, shared_prefix_len: int = 0) -> list[int]:
+    """The prompt of request `index` in the run salted `salt`: the run's shared prefix of
+    `shared_prefix_len` tokens (all of a shorter prompt), then tokens of its own."""
+    shared = min(shared_prefix_len, length)
+    return prompt_token_ids(shared, -1 - salt, vocab_size) + prompt_token_ids(length - shared, salt + index,
+                                                                              vocab_size)
