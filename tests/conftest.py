@@ -41,3 +41,13 @@ def make_request(
 @pytest.fixture
 def request_factory():
     return make_request
+
+
+def default_sigint() -> None:
+    """`preexec_fn` of a subprocess that a test interrupts: Ctrl-C acts as in a terminal even when the
+    test run itself ignores SIGINT (a job started in the background with `&` does, and its children
+    inherit that, so Python would never raise KeyboardInterrupt in them)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

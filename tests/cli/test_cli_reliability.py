@@ -11,13 +11,14 @@ import time
 import pytest
 
 from tests.cli.conftest import SARATHI, run_sarathi
+from tests.conftest import default_sigint
 from tests.gguf.tiny_gguf import random_llama, write_llama_gguf
 
 
 def test_ctrl_c_at_the_idle_chat_prompt_exits_at_once(smollm2_folder, tmp_path):
     env = dict(os.environ, SARATHI_CACHE_DIR=str(tmp_path))
     process = subprocess.Popen([str(SARATHI), "chat", "--model", str(smollm2_folder)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=default_sigint)
     try:
         process.stdin.write(b"Hi\n")  # one answered line shows the engine is up and idle again
         process.stdin.flush()

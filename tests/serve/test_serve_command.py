@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tests.cli.conftest import SARATHI, run_sarathi
+from tests.conftest import default_sigint
 from tests.serve.helpers import sse_payloads
 
 KEY = "sk-serve-test"
@@ -37,7 +38,7 @@ def served(smollm2_folder, tmp_path_factory):
                "--max-body-bytes", "4096", "--served-model-name", "smol", "--max-num-seqs", "8",
                "--shutdown-timeout", "1"]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=default_sigint)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
