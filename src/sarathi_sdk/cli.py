@@ -98,6 +98,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--token-budget", type=int, help="most tokens one engine step carries")
     parser.add_argument("--scheduler", help="batch policy by name: sarathi (default), vllm, orca, static")
+    parser.add_argument("--enable-prefix-caching", action="store_true",
+                        help="reuse the KV of earlier turns: each chat turn prefills only what is new")
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
@@ -108,6 +110,8 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         options["scheduler"] = args.scheduler
     if args.token_budget is not None:
         options["token_budget"] = args.token_budget
+    if args.enable_prefix_caching:
+        options["enable_prefix_caching"] = True
     engine = Engine(args.model, **options)
     schedulers = PluginManager(engine.config).registry("sarathi_register_schedulers")
     if engine.config.scheduler not in schedulers:

@@ -54,3 +54,14 @@ def test_the_first_run_announces_its_gguf_conversion(sp_model, tmp_path, caplog)
         with caplog.at_level("WARNING"):
             assert cached_conversion(gguf_file) == folder
         assert caplog.text == ""
+
+
+def test_prefix_caching_is_a_command_line_option():
+    from sarathi_sdk.cli import build_parser, engine_from_args
+
+    args = build_parser().parse_args(["chat", "--model", "m", "--enable-prefix-caching"])
+    assert engine_from_args(args).config.enable_prefix_caching is True
+    args = build_parser().parse_args(["chat", "--model", "m"])
+    assert engine_from_args(args).config.enable_prefix_caching is False
+    serve = build_parser().parse_args(["serve", "m", "--enable-prefix-caching"])
+    assert serve.enable_prefix_caching is True

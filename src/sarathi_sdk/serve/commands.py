@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "SARATHI_API_KEY"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-ENGINE_OPTIONS = ("scheduler", "token_budget", "max_num_seqs", "max_waiting_requests")
+ENGINE_OPTIONS = ("scheduler", "token_budget", "max_num_seqs", "max_waiting_requests", "enable_prefix_caching")
 
 
 def add_parser(commands: Any) -> None:
@@ -47,6 +47,9 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--token-budget", type=int, help="most tokens one engine step carries")
     serve.add_argument("--max-num-seqs", type=int, help="most requests running at once")
     serve.add_argument("--max-waiting-requests", type=int, help="refuse new requests (503) past this many waiting")
+    serve.add_argument("--enable-prefix-caching", action="store_true", default=None,
+                       help="reuse the KV of prompt prefixes earlier requests computed (a shared system prompt, "
+                            "earlier turns of a conversation)")
     serve.add_argument("--shutdown-timeout", type=_seconds, default=DEFAULT_SHUTDOWN_TIMEOUT,
                        help="seconds open requests may take to finish on Ctrl-C / SIGTERM before they are aborted "
                             f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g})")
