@@ -22,7 +22,11 @@ CPU_TOKEN_BUDGET = 256
 """The CPU's default per-step token budget: the smallest chunk whose prefill costs no more per token
 than one whole 1024-token prompt step (`sarathi bench micro`, docs/benchmarks.md: 2 cores, 256-token
 chunks 0.95x, 128-token 1.15x, 64-token 1.55x). A larger budget gains no throughput there and makes
-every step, which is what each running decode waits for, proportionally longer: 512 takes ~0.5 s."""
+every step, which is what each running decode waits for, proportionally longer: 512 takes ~0.5 s.
+
+Prefix caching defaults on for CUDA only: there the cache is allocated up front, while on the CPU its
+zeroed pages are committed as first written, and cached blocks kept after free would grow resident
+memory towards the whole cache."""
 
 
 def bytes_per_block(model: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
@@ -63,6 +67,7 @@ def kv_cache_spec(model: ModelConfig, config: EngineConfig, device: torch.device
     return KVCacheSpec(
         bytes_per_block=per_block, num_blocks=num_blocks, max_model_len=model_len, vocab_size=model.vocab_size,
         default_token_budget=CPU_TOKEN_BUDGET if device.type == "cpu" else None,
+        default_prefix_caching=True if device.type == "cuda" else None,
     )
 
 

@@ -103,7 +103,9 @@ class EngineConfig:
     """Reuse the KV of whole blocks that earlier requests computed for the same leading tokens (a
     shared system prompt, the previous turns of a conversation, a preempted request's own context):
     a request's prefill starts after its longest cached whole-block prefix. Its last prompt token is
-    always computed. Works with chunked prefill and every policy; see `sarathi_paged_kv`."""
+    always computed. Works with chunked prefill and every policy; see `sarathi_paged_kv`. Left unset,
+    the engine takes the backend's default for its device: the bundled backend turns it on for CUDA
+    and leaves it off on the CPU (see its `kv_cache.py`)."""
     seed: int = 0
     """Seed of the sampler for requests that give no seed of their own."""
     plugins: tuple[object, ...] = ()

@@ -177,6 +177,8 @@ class Engine:
         self._backend = _required(backend, "model backend")
         spec = self._backend.kv_cache_spec(self.config)
         self._apply_default_budget(spec)
+        if spec.default_prefix_caching is not None and "enable_prefix_caching" not in self._given_options:
+            self.config = dataclasses.replace(self.config, enable_prefix_caching=spec.default_prefix_caching)
         num_blocks = self.config.num_kv_blocks or spec.num_blocks
         await asyncio.to_thread(self._backend.start, self.config, num_blocks)
         if self.config.token_budget == AUTO:

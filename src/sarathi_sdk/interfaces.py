@@ -34,6 +34,10 @@ class KVCacheSpec:
     default_token_budget: int | None = None
     """The per-step token budget the backend measures best on its device, used when the user sets no
     `token_budget`; None keeps `EngineConfig`'s default."""
+    default_prefix_caching: bool | None = None
+    """Whether prefix caching should be on when the user does not say: on where the KV cache's memory
+    is committed up front anyway (a GPU), so keeping freed blocks cached costs nothing; None keeps
+    `EngineConfig`'s default."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,5 +80,25 @@ async def test_the_bundled_backend_takes_its_measured_cpu_budget(tmp_path):
         await asyncio.wait_for(engine.start(), TIMEOUT)
         try:
             assert engine.config.token_budget == budget
+            assert engine.config.enable_prefix_caching is False  # on the CPU it stays off by default
+        finally:
+            await engine.close()
+
+
+class CachingBackend(FakeBackend):
+    def kv_cache_spec(self, config):
+        return dataclasses.replace(super().kv_cache_spec(config), default_prefix_caching=True)
+
+
+async def test_the_backends_prefix_caching_default_applies_only_when_unset():
+    for options, expected in (({}, True), ({"enable_prefix_caching": False}, False)):
+        engine = Engine(backend=CachingBackend(), **options)
+        await asyncio.wait_for(engine.start(), TIMEOUT)
+        try:
+            assert engine.config.enable_prefix_caching is expected
+            prompt = list(range(1, 40))
+            await asyncio.wait_for(engine.complete(prompt, SamplingParams(max_tokens=2)), TIMEOUT)
+            again = await asyncio.wait_for(engine.complete(prompt, SamplingParams(max_tokens=2)), TIMEOUT)
+            assert (again.metrics.num_cached_tokens > 0) is expected
         finally:
             await engine.close()
