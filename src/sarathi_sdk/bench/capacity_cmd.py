@@ -45,11 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_dir:
         plots.require_matplotlib()
     result = asyncio.run(capacity(names, search, args))
-    setup.write_json(args.json, result)
-    if args.plot_dir:
-        plots.capacity_plots(result, args.plot_dir)
-    print("\n".join(table(result)))
-    return 0
+    return setup.report(args, result, plots.capacity_plots, table)
 
 
 async def capacity(names: list[str], search: CapacitySearch, args: argparse.Namespace) -> dict[str, Any]:

@@ -63,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_dir:
         plots.require_matplotlib()
     result = asyncio.run(compare(names, args))
-    setup.write_json(args.json, result)
-    if args.plot_dir:
-        plots.compare_plots(result, args.plot_dir)
-    print("\n".join(table(result)))
-    return 0
+    return setup.report(args, result, plots.compare_plots, table)
 
 
 async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, Any]:

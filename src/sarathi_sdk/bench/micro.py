@@ -63,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_dir:
         plots.require_matplotlib()
     result = asyncio.run(micro(batch_sizes, chunks, args))
-    setup.write_json(args.json, result)
-    if args.plot_dir:
-        plots.micro_plots(result, args.plot_dir)
-    print("\n".join(table(result)))
-    return 0
+    return setup.report(args, result, plots.micro_plots, table)
 
 
 async def micro(batch_sizes: list[int], chunks: list[int], args: argparse.Namespace) -> dict[str, Any]:

@@ -186,6 +186,16 @@ def config_record(args: argparse.Namespace, names: Sequence[str], requests: list
     }
 
 
+def report(args: argparse.Namespace, result: dict[str, Any], plot: Any, table: Any) -> int:
+    """What every bench command ends with: the JSON (`--json`), the plots (`--plot-dir`), then the
+    table last on stdout."""
+    write_json(args.json, result)
+    if args.plot_dir:
+        plot(result, args.plot_dir)
+    print("\n".join(table(result)))
+    return 0
+
+
 def write_json(path: str | None, result: dict[str, Any]) -> None:
     """Strict JSON: a NaN or infinity (a metric with nothing to measure) is written as null."""
     if path:
