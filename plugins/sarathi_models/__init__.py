@@ -7,6 +7,7 @@ Registered by module path; pluggy finds the hook implementations re-exported her
 from .hooks import (
     sarathi_convert_model,
     sarathi_make_backend,
+    sarathi_make_pipeline_stage,
     sarathi_make_sampler,
     sarathi_register_attention_backends,
     sarathi_register_model_architectures,
@@ -16,6 +17,7 @@ from .resolve import sarathi_resolve_model
 __all__ = [
     "sarathi_convert_model",
     "sarathi_make_backend",
+    "sarathi_make_pipeline_stage",
     "sarathi_make_sampler",
     "sarathi_register_attention_backends",
     "sarathi_register_model_architectures",

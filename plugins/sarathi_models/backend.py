@@ -66,13 +66,14 @@ class TorchModelBackend:
         attention_backends = attention_backends if attention_backends is not None else ATTENTION_BACKENDS
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        self.attention: AttentionBackend = _attention_backend(config, attention_backends, self.device)
+        self.attention: AttentionBackend = select_attention_backend(config, attention_backends, self.device)
         self.sampler: TokenSampler = sampler if sampler is not None else Sampler(seed=config.seed)
         self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
         self.num_quantized_layers = quantize_model(
             self.model, config.model, config.quantization, self.device, self.dtype
         )
-        self.block_size = config.block_size
+        self.block_size = 0
+        """Tokens per KV block, as the cache `start` allocated holds them."""
         self._started = False
         self._one_step_at_a_time = threading.Lock()
         self._cpu_threads = torch.get_num_threads()
@@ -102,32 +103,7 @@ class TorchModelBackend:
             if not inputs.sample_rows:
                 return StepOutput(step_id=batch.step_id, sampled={})
             logits = self.model.compute_logits(hidden[inputs.sample_indices])  # [S, V] fp32
-            try:
-                result = self.sampler(logits, inputs.sample_rows)
-            except Exception:
-                return self._sample_rows_alone(batch.step_id, logits, inputs.sample_rows)
-        ids = [row.request_id for row in inputs.sample_rows]
-        return StepOutput(
-            step_id=batch.step_id,
-            sampled=dict(zip(ids, result.token_ids)),
-            logprobs={rid: lp for rid, lp in zip(ids, result.logprobs) if lp is not None},
-        )
-
-    def _sample_rows_alone(self, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
-        """The batched sampler failed: sample each row (logits [S, V]) on its own, so the request whose
-        row fails ends alone (`StepOutput.failed`) and every other one still gets its token."""
-        sampled, logprobs, failed = {}, {}, {}
-        for i, row in enumerate(rows):
-            try:
-                result = self.sampler(logits[i : i + 1], [row])
-            except Exception as exc:
-                logger.exception("sampling failed for request %s", row.request_id)
-                failed[row.request_id] = f"{type(exc).__name__}: {exc}"
-                continue
-            sampled[row.request_id] = result.token_ids[0]
-            if result.logprobs[0] is not None:
-                logprobs[row.request_id] = result.logprobs[0]
-        return StepOutput(step_id=step_id, sampled=sampled, logprobs=logprobs, failed=failed)
+            return sample_step(self.sampler, batch.step_id, logits, inputs.sample_rows)
 
     def close(self) -> None:
         """Drop the weights and the KV cache (the layers hold it); the backend cannot run again."""
@@ -137,7 +113,39 @@ class TorchModelBackend:
             torch.cuda.empty_cache()
 
 
-def _attention_backend(
+def sample_step(sampler: TokenSampler, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
+    """One token per row from logits [S, V] (fp32) of the S `rows` (last prefill chunks, then decodes,
+    in batch order); a pipeline's first stage samples the same way (see `stage`)."""
+    try:
+        result = sampler(logits, rows)
+    except Exception:
+        return _sample_rows_alone(sampler, step_id, logits, rows)
+    ids = [row.request_id for row in rows]
+    return StepOutput(
+        step_id=step_id,
+        sampled=dict(zip(ids, result.token_ids)),
+        logprobs={rid: lp for rid, lp in zip(ids, result.logprobs) if lp is not None},
+    )
+
+
+def _sample_rows_alone(sampler: TokenSampler, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
+    """The batched sampler failed: sample each row (logits [S, V]) on its own, so the request whose
+    row fails ends alone (`StepOutput.failed`) and every other one still gets its token."""
+    sampled, logprobs, failed = {}, {}, {}
+    for i, row in enumerate(rows):
+        try:
+            result = sampler(logits[i : i + 1], [row])
+        except Exception as exc:
+            logger.exception("sampling failed for request %s", row.request_id)
+            failed[row.request_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        sampled[row.request_id] = result.token_ids[0]
+        if result.logprobs[0] is not None:
+            logprobs[row.request_id] = result.logprobs[0]
+    return StepOutput(step_id=step_id, sampled=sampled, logprobs=logprobs, failed=failed)
+
+
+def select_attention_backend(
     config: EngineConfig, registry: Mapping[str, Factory], device: torch.device
 ) -> AttentionBackend:
     """`config.attention_backend` from the registry; "auto" is "triton" on CUDA when a plugin registers

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sarathi_sdk import EngineConfig, PluginManager, hookimpl
+from sarathi_sdk import EngineConfig, Registries, hookimpl
 
 from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 
@@ -19,14 +19,30 @@ Register = Callable[[str, Callable[..., Any]], None]
 
 
 @hookimpl(trylast=True)
-def sarathi_make_backend(config: EngineConfig, plugin_manager: PluginManager) -> Any:
+def sarathi_make_backend(config: EngineConfig, registries: Registries, sampler: Any) -> Any:
     from .backend import TorchModelBackend
 
     return TorchModelBackend(
         config,
-        architectures=plugin_manager.registry("sarathi_register_model_architectures"),
-        attention_backends=plugin_manager.registry("sarathi_register_attention_backends"),
-        sampler=plugin_manager.hook.sarathi_make_sampler(config=config),
+        architectures=registries.model_architectures,
+        attention_backends=registries.attention_backends,
+        sampler=sampler,
+    )
+
+
+@hookimpl(trylast=True)
+def sarathi_make_pipeline_stage(
+    config: EngineConfig, registries: Registries, stage_index: int, num_stages: int, sampler: Any
+) -> Any:
+    from .stage import TorchPipelineStage
+
+    return TorchPipelineStage(
+        config,
+        stage_index=stage_index,
+        num_stages=num_stages,
+        architectures=registries.model_architectures,
+        attention_backends=registries.attention_backends,
+        sampler=sampler,
     )
 
 

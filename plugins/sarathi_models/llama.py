@@ -87,10 +87,14 @@ class LlamaModel(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        x = self.embed_tokens(input_ids)  # [T, H]
+        return self.run_layers(self.embed_tokens(input_ids), positions)  # [T, H]
+
+    def run_layers(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x [T, H] through every layer this model holds: all of them, or a pipeline stage's
+        contiguous range (see `stage`), which starts from the previous stage's hidden states."""
         cos, sin = self.rotary_emb(positions, x.dtype)  # [T, 1, D] each
         for layer in self.layers:
-            x = layer(x, cos, sin)
+            x = layer(x, cos, sin)  # [T, H]
         return x  # [T, H], before the final norm
 
 

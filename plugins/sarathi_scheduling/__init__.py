@@ -8,7 +8,7 @@ the default `sarathi_make_batch_policy` builds the one `config.scheduler` names.
 
 from __future__ import annotations
 
-from sarathi_sdk import ConfigError, EngineConfig, KVCacheManager, PluginManager, hookimpl
+from sarathi_sdk import ConfigError, EngineConfig, KVCacheManager, Registries, hookimpl
 
 from .orca import OrcaPolicy
 from .policy_base import PolicyBase
@@ -27,8 +27,8 @@ def sarathi_register_schedulers(register) -> None:
 
 @hookimpl(trylast=True)
 def sarathi_make_batch_policy(config: EngineConfig, kv_cache_manager: KVCacheManager,
-                              plugin_manager: PluginManager):
-    schedulers = plugin_manager.registry("sarathi_register_schedulers")
+                              registries: Registries):
+    schedulers = registries.schedulers
     try:
         factory = schedulers[config.scheduler]
     except KeyError:

@@ -66,7 +66,7 @@ class PolicyBase:
         self._requests[request.request_id] = request
         bisect.insort(self.waiting, request, key=self.sort_key)
 
-    def abort(self, request_id: str) -> Request | None:
+    def abort(self, request_id: str, reason: FinishReason = FinishReason.ABORT) -> Request | None:
         request = self._requests.pop(request_id, None)
         if request is None:
             return None
@@ -74,7 +74,7 @@ class PolicyBase:
             self.running.remove(request)
         else:
             self.waiting.remove(request)
-        request.finish(FinishReason.ABORT)
+        request.finish(reason)
         if request.in_flight:
             self._aborted_in_flight[request_id] = request
         else:

@@ -1,6 +1,6 @@
 """sarathi-sdk: an embeddable async engine for LLM inference with SARATHI scheduling.
 
-Chunked prefills and decode-maximal batching behind an asyncio `Engine`; batch policy, KV-cache
+Chunked prefills and decode-maximal batching behind an async `Engine` (asyncio or trio, through anyio); batch policy, KV-cache
 manager, model backend and tokenizer are pluggy plugins. Everything public is named here.
 """
 
@@ -24,12 +24,16 @@ from .interfaces import (
     KVCacheManager,
     KVCacheSpec,
     ModelBackend,
+    PipelineStage,
     PolicyStats,
+    StageStats,
     Tokenizer,
 )
-from .metrics import EngineStats
+from .metrics import EngineStats, RequestMetrics
+from .output import RequestOutput
 from .plugins import PluginManager
-from .request import FinishReason, Request, RequestMetrics, RequestOutput, RequestStatus
+from .registries import Registries
+from .request import FinishReason, Request, RequestStatus
 from .sampling import SamplingParams
 
 __all__ = [
@@ -50,9 +54,11 @@ __all__ = [
     "KVCacheSpec",
     "ModelBackend",
     "PluginError",
+    "PipelineStage",
     "PluginManager",
     "PolicyStats",
     "PrefillChunk",
+    "Registries",
     "Request",
     "RequestError",
     "RequestMetrics",
@@ -61,6 +67,7 @@ __all__ = [
     "SamplingParams",
     "SarathiError",
     "ScheduledBatch",
+    "StageStats",
     "StepOutput",
     "TokenHistory",
     "TokenLogprobs",

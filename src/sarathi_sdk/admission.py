@@ -4,7 +4,9 @@ Everything that could make a request fail later, or wait forever, is checked her
 reaches the policy: an empty prompt, a prompt that is neither text nor a list of token ids (bytes are
 refused, not read as ids), text that is not valid Unicode, token ids outside the vocabulary (stop
 token ids too), a text prompt with no tokenizer, more log-probabilities than `max_logprobs`, a length
-past the model's limit, and a request that could not fit in the whole KV cache even alone.
+past the model's limit, and a request that could not fit in the whole KV cache even alone (the KV
+manager counts its blocks: it alone knows the block size). Past `max_waiting_requests` a request is
+refused as overload.
 
 Imports only the standard library and the contract modules.
 """
@@ -14,9 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+from .checks import is_int
 from .config import EngineConfig
-from .errors import InvalidRequestError
-from .interfaces import KVCacheSpec, Tokenizer
+from .errors import EngineOverloadedError, InvalidRequestError
+from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, Tokenizer
 from .request import Request
 from .sampling import SamplingParams
 
@@ -51,15 +54,22 @@ def check_unicode(what: str, text: str) -> None:
 class Admission:
     """Validates requests against the limits known once the engine has started."""
 
-    def __init__(self, config: EngineConfig, spec: KVCacheSpec, num_blocks: int,
+    def __init__(self, config: EngineConfig, spec: KVCacheSpec, kv: KVCacheManager,
                  tokenizer: Tokenizer | None) -> None:
         self._tokenizer = tokenizer
         self._vocab_size = spec.vocab_size
         self._max_model_len = config.max_model_len or spec.max_model_len
-        self._block_size = config.block_size
         self._max_logprobs = min(config.max_logprobs, spec.vocab_size or config.max_logprobs)
-        self._num_blocks = num_blocks
+        self._max_waiting = config.max_waiting_requests
+        self._kv = kv
         self._arrivals = 0
+
+    def check_capacity(self, policy: BatchPolicy) -> None:
+        """Backpressure: refuse a request while `max_waiting_requests` wait, before anything changes."""
+        if self._max_waiting is not None and (num_waiting := policy.stats().num_waiting) >= self._max_waiting:
+            raise EngineOverloadedError(
+                f"{num_waiting} requests are waiting (max_waiting_requests={self._max_waiting}); retry later"
+            )
 
     def tokenize(self, prompt: Prompt, add_special_tokens: bool = True) -> tuple[int, ...]:
         if isinstance(prompt, str):
@@ -71,8 +81,8 @@ class Admission:
             raise InvalidRequestError(
                 f"a prompt is a string or a list of token ids, got {type(prompt).__name__}: decode bytes to str first"
             )
-        elif isinstance(prompt, Sequence) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
-            token_ids = tuple(prompt)
+        elif isinstance(prompt, Sequence) and all(is_int(t) for t in prompt):
+            token_ids = tuple(int(t) for t in prompt)
         else:
             raise InvalidRequestError(f"a prompt is a string or a list of token ids, got {type(prompt).__name__}")
         if not token_ids:
@@ -89,7 +99,7 @@ class Admission:
                      priority: int) -> Request:
         if not isinstance(params, SamplingParams):
             raise InvalidRequestError(f"params must be SamplingParams, got {type(params).__name__}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
+        if not is_int(priority):
             raise InvalidRequestError(f"priority must be an integer, got {priority!r}")
         if params.stop and self._tokenizer is None:
             raise InvalidRequestError("stop strings need a tokenizer; use stop_token_ids")
@@ -104,19 +114,20 @@ class Admission:
                 f"prompt ({len(prompt_token_ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds "
                 f"max_model_len ({self._max_model_len})"
             )
-        blocks = -(-total // self._block_size)
-        if blocks > self._num_blocks:
-            raise InvalidRequestError(
-                f"prompt plus max_tokens ({total} tokens) needs {blocks} KV blocks; the cache has {self._num_blocks}"
-            )
-        self._arrivals += 1
         eos = frozenset() if self._tokenizer is None else frozenset(self._tokenizer.eos_token_ids)
-        return Request(
+        request = Request(
             request_id=request_id,
             prompt_token_ids=prompt_token_ids,
             sampling_params=params,
             arrival_time=time.perf_counter(),
-            arrival_index=self._arrivals,
+            arrival_index=self._arrivals + 1,
             priority=priority,
             eos_token_ids=eos,
         )
+        blocks = self._kv.blocks_needed(request, total)
+        if blocks > self._kv.num_blocks:
+            raise InvalidRequestError(
+                f"prompt plus max_tokens ({total} tokens) needs {blocks} KV blocks; the cache has {self._kv.num_blocks}"
+            )
+        self._arrivals += 1
+        return request

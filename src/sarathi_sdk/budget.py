@@ -75,6 +75,8 @@ def profile_token_budget(backend: ModelBackend, config: EngineConfig, spec: KVCa
 
     Raises ConfigError when even the smallest candidate is over the SLO."""
     slo = config.tbt_slo
+    if slo is None:  # EngineConfig refuses token_budget="auto" without it
+        raise ConfigError("token_budget='auto' needs tbt_slo=SECONDS: the step-time target the budget must meet")
     candidates = candidate_budgets(config, spec, num_blocks)
     cap = candidates[-1]
     context = min(DECODE_CONTEXT, cap - 1)

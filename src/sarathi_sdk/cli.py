@@ -21,20 +21,23 @@ through the `sarathi_convert_model` hook.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+from . import RequestOutput
 from .bench import commands as bench_commands
 from .config import EngineConfig
 from .engine import Engine
 from .errors import ConfigError, InvalidRequestError, SarathiError
 from .interfaces import Tokenizer
 from .plugins import PluginManager
-from .request import RequestOutput
 from .sampling import SamplingParams
 from .serve import commands as serve_commands
 
@@ -51,8 +54,9 @@ REGISTRIES = (
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="sarathi: %(message)s")
+    command: Callable[[argparse.Namespace], int] = args.run  # each subcommand's set_defaults(run=...)
     try:
-        return args.run(args)
+        return command(args)
     except SarathiError as exc:
         print(f"sarathi: error: {exc}", file=sys.stderr)
         return EXIT_SDK_ERROR
@@ -124,30 +128,25 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
 async def read_line() -> str:
     """One line of stdin, read on a daemon thread: Ctrl-C at an idle prompt ends the program at once,
     where a worker thread of the event loop would block its shutdown until Enter is pressed."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[str] = loop.create_future()
-
-    def deliver(line: str | None, exc: BaseException | None) -> None:
-        if future.done():
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(line or "")
+    token = anyio.lowlevel.current_token()
+    delivered = anyio.Event()
+    outcome: list[str | Exception] = []  # the line, or what reading it raised
 
     def read() -> None:
-        line, error = None, None
         try:
-            line = sys.stdin.readline()
+            outcome.append(sys.stdin.readline())
         except Exception as exc:  # handed to the awaiting task, which raises it
-            error = exc
+            outcome.append(exc)
         try:
-            loop.call_soon_threadsafe(deliver, line, error)
-        except RuntimeError:  # the loop closed while this thread waited for input
+            anyio.from_thread.run_sync(delivered.set, token=token)
+        except RuntimeError:  # the loop finished (anyio.RunFinishedError) or closed while this thread waited
             pass
 
     threading.Thread(target=read, name="sarathi-stdin", daemon=True).start()
-    return await future
+    await delivered.wait()
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
 
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
@@ -165,7 +164,7 @@ def run_generate(args: argparse.Namespace) -> int:
                 stream = engine.generate(args.prompt, params)
             await _print_stream(stream)
 
-    asyncio.run(generate())
+    anyio.run(generate, backend="asyncio")
     return 0
 
 
@@ -188,7 +187,7 @@ def run_chat(args: argparse.Namespace) -> int:
                 reply = await _print_stream(engine.chat(history, params))
                 history.append({"role": "assistant", "content": reply})
 
-    asyncio.run(chat())
+    anyio.run(chat, backend="asyncio")
     return 0
 
 

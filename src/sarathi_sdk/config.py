@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .checks import is_finite_number, is_int
 from .errors import ConfigError
@@ -129,7 +129,7 @@ class EngineConfig:
             raise ConfigError(f"step_timeout must be a finite number of seconds > 0 or None, got {self.step_timeout!r}")
         _require_int("seed", self.seed, minimum=0)
         _require_int("max_logprobs", self.max_logprobs, minimum=0)
-        if not auto and self.max_num_seqs > self.token_budget:
+        if not auto and cast(int, self.max_num_seqs) > cast(int, self.token_budget):  # both ints once not auto
             raise ConfigError(
                 f"max_num_seqs ({self.max_num_seqs}) must not exceed token_budget ({self.token_budget}): "
                 "every running decode takes one token of the step's budget"
@@ -185,9 +185,10 @@ class EngineConfig:
             _require_int("low_chunk_size", self.low_chunk_size, minimum=1)
         if auto:
             return  # the default and the range wait for the profiled budget
+        budget, max_num_seqs = cast(int, self.token_budget), cast(int, self.max_num_seqs)  # validated ints
         if self.low_chunk_size is None:
-            object.__setattr__(self, "low_chunk_size", max(self.max_num_seqs, self.token_budget // 4))
-        if not self.max_num_seqs <= self.low_chunk_size <= self.token_budget:
+            object.__setattr__(self, "low_chunk_size", max(max_num_seqs, budget // 4))
+        if not max_num_seqs <= cast(int, self.low_chunk_size) <= budget:
             raise ConfigError(
                 f"low_chunk_size ({self.low_chunk_size}) must lie between max_num_seqs ({self.max_num_seqs}) "
                 f"and token_budget ({self.token_budget}): a smaller step could be filled by decodes alone "

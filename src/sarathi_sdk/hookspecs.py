@@ -24,15 +24,17 @@ import pluggy
 if TYPE_CHECKING:
     from .batch import ScheduledBatch
     from .config import EngineConfig
-    from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, Tokenizer
+    from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, PipelineStage, Tokenizer
     from .metrics import EngineStats
-    from .plugins import PluginManager
-    from .request import RequestOutput
+    from .output import RequestOutput
+    from .registries import Registries
     from .sampling import SamplingParams
 
 PROJECT = "sarathi_sdk"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Marks a plugin's function as a hook implementation: `@hookimpl`, or `@hookimpl(trylast=True)` for a
+default that any other plugin's factory should win over (see the module docstring)."""
 
 Register = Callable[[str, Callable[..., Any]], None]
 
@@ -54,8 +56,9 @@ def sarathi_convert_model(source: str, out_dir: str) -> str | None:
 
 
 @hookspec(firstresult=True)
-def sarathi_make_backend(config: EngineConfig, plugin_manager: PluginManager) -> ModelBackend | None:
-    """Build the model backend. Skipped when `Engine(backend=...)` is given one."""
+def sarathi_make_backend(config: EngineConfig, registries: Registries, sampler: Any) -> ModelBackend | None:
+    """Build the model backend, with the architectures and attention backends of `registries` and the
+    sampler `sarathi_make_sampler` built. Skipped when `Engine(backend=...)` is given one."""
 
 
 @hookspec(firstresult=True)
@@ -70,9 +73,21 @@ def sarathi_make_kv_cache_manager(config: EngineConfig, num_blocks: int) -> KVCa
 
 @hookspec(firstresult=True)
 def sarathi_make_batch_policy(
-    config: EngineConfig, kv_cache_manager: KVCacheManager, plugin_manager: PluginManager
+    config: EngineConfig, kv_cache_manager: KVCacheManager, registries: Registries
 ) -> BatchPolicy | None:
-    """Build the batch policy; the default looks `config.scheduler` up in the scheduler registry."""
+    """Build the batch policy; the default looks `config.scheduler` up in `registries.schedulers`."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_pipeline_stage(
+    config: EngineConfig, registries: Registries, stage_index: int, num_stages: int, sampler: Any
+) -> PipelineStage | None:
+    """Build stage `stage_index` of `num_stages` of `config.model` for `pipeline_parallel_size` > 1:
+    a contiguous range of its layers (see `PipelineStage`). Called once in each stage's process, the
+    engine's own (stage 0) included; `sampler` is what `sarathi_make_sampler` built for stage 0 and
+    None for the others, which never sample. Stage processes register the bundled and entry-point
+    plugins only (plugin objects cannot cross processes), so an implementation that replaces the
+    bundled one must be installed as an entry-point plugin."""
 
 
 @hookspec(firstresult=True)

@@ -1,4 +1,5 @@
-"""The Protocols that plugins implement: batch policy, KV-cache manager, model backend, tokenizer.
+"""The Protocols that plugins implement: batch policy, KV-cache manager, model backend (and its
+pipeline stages), tokenizer.
 
 Each is a handful of methods, so a plugin author can hold one in their head. The engine talks to its
 parts only through these; the parts talk to each other only through `Request` (policy and KV manager)
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .batch import ScheduledBatch, StepOutput
-from .request import Request
+from .request import FinishReason, Request
 
 if TYPE_CHECKING:
     from .config import EngineConfig
@@ -42,6 +43,9 @@ class KVCacheSpec:
 
 @dataclass(frozen=True, slots=True)
 class PolicyStats:
+    """A policy's counts, read by `engine.stats()` between steps, so the engine never looks inside
+    the policy's queues."""
+
     num_waiting: int
     num_running: int
     num_preemptions: int
@@ -65,10 +69,12 @@ class KVCacheManager(Protocol):
     """
 
     @property
-    def block_size(self) -> int: ...
-
-    @property
     def num_blocks(self) -> int: ...
+
+    def blocks_needed(self, request: Request, num_new_tokens: int) -> int:
+        """Blocks `allocate(request, num_new_tokens)` would take now: the one place that knows how
+        tokens map onto blocks (admission asks it whether a request could ever fit)."""
+        ...
 
     def num_free_blocks(self) -> int: ...
 
@@ -96,9 +102,10 @@ class BatchPolicy(Protocol):
 
     def add(self, request: Request) -> None: ...
 
-    def abort(self, request_id: str) -> Request | None:
-        """Remove the request and free its blocks (after its in-flight batch returns, if any).
-        Returns it, or None if the policy does not hold it."""
+    def abort(self, request_id: str, reason: FinishReason = FinishReason.ABORT) -> Request | None:
+        """End the request with `reason` and free its blocks (after its in-flight batch returns, if
+        any). Returns it, or None if the policy does not hold it. The policy owns every finish: here
+        (an abort, or "stop" when the engine found a stop string in the text) and in `update`."""
         ...
 
     def schedule(self) -> ScheduledBatch:
@@ -131,7 +138,69 @@ class ModelBackend(Protocol):
 
 
 @runtime_checkable
+class PipelineStage(Protocol):
+    """A contiguous range of a model's layers, run by one process of a pipeline-parallel engine.
+
+    Every stage sees the same `ScheduledBatch` (the pipeline plugin rebuilds it from tensors in the
+    other processes, with placeholder request ids and default sampling parameters) and keeps the KV
+    cache of its own layers under the same block ids, so the engine's one KV-cache manager serves
+    them all. The first stage also embeds the tokens and, once the last stage is done, samples.
+    Tensors are the backend's (torch) tensors; the core never touches them.
+    """
+
+    layers: tuple[int, int]
+    """The model layers `[first, last)` this stage runs."""
+
+    def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
+        """As `ModelBackend.kv_cache_spec`, for this stage's layers only."""
+        ...
+
+    def start(self, config: EngineConfig, num_blocks: int) -> None:
+        """Allocate this stage's layers' KV cache of `num_blocks` blocks."""
+        ...
+
+    def forward(self, batch: ScheduledBatch, hidden: Any) -> Any:
+        """Run this stage's layers: `hidden` [T, H] from the previous stage, None on the first stage
+        (which embeds `batch`'s token ids). Returns [T, H] for the next stage; the last stage returns
+        only the rows that sample, [S, H] (last prefill chunks, then decodes, in batch order)."""
+        ...
+
+    def sample(self, batch: ScheduledBatch, hidden: Any) -> StepOutput:
+        """First stage only: final norm, LM head and sampler on the last stage's rows [S, H]."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    """One pipeline stage's time while the pipeline had work in flight (a pipeline backend's
+    `pipeline_stats()`). Busy is the stage computing a micro-batch; the rest of the in-flight time it
+    waited on another stage or on the engine: the pipeline bubble SARATHI's uniform batches shrink."""
+
+    stage_index: int
+    layers: tuple[int, int]
+    """The model layers `[first, last)` this stage runs."""
+    num_micro_batches: int
+    busy_seconds: float
+    in_flight_seconds: float
+    """Wall time with at least one batch in the pipeline, the same for every stage."""
+
+    @property
+    def bubble_seconds(self) -> float:
+        return max(0.0, self.in_flight_seconds - self.busy_seconds)
+
+    @property
+    def bubble_fraction(self) -> float:
+        """Share of the in-flight time this stage sat idle; 0 before any batch ran."""
+        return self.bubble_seconds / self.in_flight_seconds if self.in_flight_seconds > 0 else 0.0
+
+
+@runtime_checkable
 class IncrementalDetokenizer(Protocol):
+    """Turns one request's tokens into text as they arrive: decoding each token alone would split
+    multi-byte characters and lose the spaces that depend on the tokens before."""
+
     def add(self, token_ids: Sequence[int]) -> str:
         """Text the new tokens complete; holds back bytes of an unfinished UTF-8 character."""
         ...
@@ -139,6 +208,9 @@ class IncrementalDetokenizer(Protocol):
 
 @runtime_checkable
 class Tokenizer(Protocol):
+    """Text to token ids and back, end-of-sequence ids and the chat template; one per engine, used on
+    the event-loop thread only (admission and streaming), never by the backend."""
+
     @property
     def eos_token_ids(self) -> frozenset[int]: ...
 

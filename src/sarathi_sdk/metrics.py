@@ -1,12 +1,16 @@
-"""Engine-wide counters: what `engine.stats()` returns and what observers receive each step.
+"""What the engine measures: per-request timings and the engine-wide counters.
 
-Per-request timings (TTFT, TBT, scheduling delay) are `request.RequestMetrics`; this module holds the
-engine's view. Imports only the standard library.
+`RequestMetrics` (TTFT, TBTs, scheduling delay, ...) rides on a request's final output;
+`EngineStats` is what `engine.stats()` returns and what observers receive each step.
+
+Imports only the standard library and `request`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .request import Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +28,44 @@ class EngineStats:
     prefix_cache_hit_rate: float = 0.0
     """Prompt tokens found in the prefix cache over the prompt tokens of the requests admitted so
     far (each request counted once, at its first admission); 0.0 with `enable_prefix_caching` off."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMetrics:
+    """Timings of one finished request, in seconds on the `time.perf_counter` clock."""
+
+    arrival_time: float
+    first_scheduled_time: float | None
+    first_token_time: float | None
+    finished_time: float
+    scheduling_delay: float | None
+    """First scheduled minus arrival: the time spent queued."""
+    ttft: float | None
+    """Time to first token: first token minus arrival."""
+    tbts: tuple[float, ...]
+    """Time between consecutive tokens."""
+    e2e_latency: float
+    num_prompt_tokens: int
+    num_cached_tokens: int
+    num_generated_tokens: int
+    num_preemptions: int
+
+    @classmethod
+    def of(cls, request: Request, finished_time: float) -> RequestMetrics:
+        times = request.token_times
+        first = times[0] if times else None
+        scheduled = request.first_scheduled_time
+        return cls(
+            arrival_time=request.arrival_time,
+            first_scheduled_time=scheduled,
+            first_token_time=first,
+            finished_time=finished_time,
+            scheduling_delay=None if scheduled is None else scheduled - request.arrival_time,
+            ttft=None if first is None else first - request.arrival_time,
+            tbts=tuple(b - a for a, b in zip(times, times[1:])),
+            e2e_latency=finished_time - request.arrival_time,
+            num_prompt_tokens=len(request.prompt_token_ids),
+            num_cached_tokens=request.num_cached_tokens,
+            num_generated_tokens=len(request.output_token_ids),
+            num_preemptions=request.num_preemptions,
+        )

@@ -1,21 +1,56 @@
-"""Per-request output: incremental detokenization, stop strings, and the stream the app reads.
+"""What a request's consumer receives: `RequestOutput` deltas, made from sampled tokens.
 
-Runs on the event-loop thread. Text is held back while it could still be the start of a stop string,
-so a stop string never reaches the app, even split across tokens; the detokenizer itself holds back
-bytes of an unfinished UTF-8 character. When the app reads slower than tokens arrive, the deltas
-waiting in its stream are merged into one.
+`OutputProcessor` runs on the event-loop thread. Text is held back while it could still be the start of
+a stop string, so a stop string never reaches the app, even split across tokens; the detokenizer
+itself holds back bytes of an unfinished UTF-8 character.
 
 Imports only the standard library and the contract modules.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .batch import TokenLogprobs
 from .interfaces import IncrementalDetokenizer
-from .request import FinishReason, Request, RequestMetrics, RequestOutput
+from .metrics import RequestMetrics
+from .request import FinishReason, Request
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutput:
+    """What a stream yields: the text and tokens new since the previous output of the same request.
+
+    `metrics` is set on the final output only (`finished` true). `complete()` returns one
+    RequestOutput holding the whole result.
+    """
+
+    request_id: str
+    text: str
+    token_ids: tuple[int, ...]
+    finished: bool = False
+    finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprobs, ...] | None = None
+    metrics: RequestMetrics | None = None
+
+    @staticmethod
+    def concat(outputs: Sequence[RequestOutput]) -> RequestOutput:
+        """Consecutive deltas of one request as one delta, built in one pass (not pairwise, which
+        would copy the growing text once per delta)."""
+        last = outputs[-1]
+        logprobs = None
+        if any(o.logprobs is not None for o in outputs):
+            logprobs = tuple(lp for o in outputs for lp in o.logprobs or ())
+        return RequestOutput(
+            request_id=last.request_id,
+            text="".join(o.text for o in outputs),
+            token_ids=tuple(t for o in outputs for t in o.token_ids),
+            finished=last.finished,
+            finish_reason=last.finish_reason,
+            logprobs=logprobs,
+            metrics=last.metrics,
+        )
 
 
 class OutputProcessor:
@@ -48,6 +83,7 @@ class OutputProcessor:
         """The output since the last delta; final (with metrics) when `finish_time` is given."""
         request = self._request
         finished = finish_time is not None
+        metrics = None if finish_time is None else RequestMetrics.of(request, finish_time)
         end = len(self._text) if finished else max(self._emitted, len(self._text) - self._holdback)
         text, self._emitted = self._text[self._emitted : end], end
         return RequestOutput(
@@ -57,40 +93,5 @@ class OutputProcessor:
             finished=finished,
             finish_reason=request.finish_reason if finished else None,
             logprobs=logprobs,
-            metrics=RequestMetrics.of(request, finish_time) if finished else None,
+            metrics=metrics,
         )
-
-
-class RequestStream:
-    """The queue between the step loop and one `generate()` consumer."""
-
-    def __init__(self) -> None:
-        self._items: deque[RequestOutput] = deque()
-        self._error: BaseException | None = None
-        self._ready = asyncio.Event()
-
-    def put(self, output: RequestOutput) -> None:
-        self._items.append(output)
-        self._ready.set()
-
-    def fail(self, error: BaseException) -> None:
-        self._error = error
-        self._ready.set()
-
-    async def get(self) -> RequestOutput:
-        """The waiting deltas merged into one; raises the stream's error once they are read."""
-        await self._ready.wait()
-        if not self._items and self._error is not None:
-            raise self._error
-        output = self._items[0] if len(self._items) == 1 else RequestOutput.concat(self._items)
-        self._items.clear()
-        if self._error is None:
-            self._ready.clear()
-        return output
-
-
-def aborted_output(request: Request, processor: OutputProcessor, finish_time: float) -> RequestOutput:
-    """The final output of a request that ended without a new token."""
-    if request.finish_reason is None:
-        request.finish(FinishReason.ABORT)
-    return processor.delta((), None, finish_time)

@@ -22,11 +22,13 @@ import pluggy
 from . import hookspecs
 from .config import EngineConfig
 from .errors import PluginError
+from .registries import Registries
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sarathi_sdk"
-BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models", "sarathi_triton")
+BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models", "sarathi_triton",
+                   "sarathi_parallel")
 
 
 class PluginManager:
@@ -59,20 +61,28 @@ class PluginManager:
     def registry(self, hook_name: str) -> dict[str, Callable[..., Any]]:
         """Collect every plugin's `register(name, factory)` calls of a registry hook.
 
-        Plugins registered later override earlier ones of the same name, so a user plugin can
-        replace a bundled entry.
+        pluggy calls the plugin registered last first, so keeping the first factory given for a name
+        lets a user plugin replace a bundled entry.
         """
         entries: dict[str, Callable[..., Any]] = {}
-        caller = getattr(self._pm.hook, hook_name)
-        for impl in _call_order(caller):
-            impl.function(**_args(impl, {"register": entries.__setitem__}))
+        getattr(self._pm.hook, hook_name)(register=entries.setdefault)
         return entries
+
+    def registries(self) -> Registries:
+        """The three name registries, collected once, for the factory hooks that choose by name."""
+        return Registries(
+            schedulers=self.registry("sarathi_register_schedulers"),
+            model_architectures=self.registry("sarathi_register_model_architectures"),
+            attention_backends=self.registry("sarathi_register_attention_backends"),
+        )
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook; an exception in one observer is logged, naming the plugin and its
         implementation (a plugin object's registered name is only a number), and the others still run."""
-        caller = getattr(self._pm.hook, hook_name)
-        for impl in reversed(_call_order(caller)):
+        observers = getattr(self._pm.hook, hook_name).get_hookimpls()[::-1]  # pluggy's call order
+        for impl in observers:
+            if impl.hookwrapper or impl.wrapper:
+                continue
             try:
                 impl.function(**_args(impl, kwargs))
             except Exception:
@@ -88,11 +98,6 @@ class PluginManager:
                     self._pm.is_blocked(name) or self._pm.has_plugin(name)
                 ):
                     raise PluginError(f"no plugin named {name!r} in entry-point group {ENTRY_POINT_GROUP!r}")
-
-
-def _call_order(caller: Any) -> list[Any]:
-    """Plain implementations from lowest to highest precedence (pluggy calls them in reverse)."""
-    return [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
 
 
 def _args(impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

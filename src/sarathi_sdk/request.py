@@ -1,9 +1,9 @@
-"""Request state on the engine side, and what the user sees of it.
+"""Request state on the engine side.
 
 `Request` is mutable and lives on the event-loop thread: the policy advances it, the KV manager fills
 its block table, the engine records its timings. A batch never carries a Request: `prefill_chunk()` and
-`decode_slot()` copy out the frozen contract objects the backend sees. `RequestOutput` is the
-user-facing delta a stream yields.
+`decode_slot()` copy out the frozen contract objects the backend sees. What the user sees of a request
+is `output.RequestOutput`, with `metrics.RequestMetrics` on its final delta.
 
 Imports only the standard library, `batch` and `sampling`.
 """
@@ -11,10 +11,9 @@ Imports only the standard library, `batch` and `sampling`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .batch import DecodeSlot, PrefillChunk, TokenHistory, TokenLogprobs
+from .batch import DecodeSlot, PrefillChunk, TokenHistory
 from .sampling import SamplingParams
 
 
@@ -27,6 +26,8 @@ class FinishReason(enum.StrEnum):
 
 
 class RequestStatus(enum.Enum):
+    """Where a request is: waiting (holding no KV blocks), running (holding blocks) or finished."""
+
     WAITING = "waiting"
     RUNNING = "running"
     FINISHED = "finished"
@@ -136,79 +137,3 @@ class Request:
         if not self.sampling_params.needs_output_history:
             return None
         return TokenHistory(self.prompt_token_ids, tuple(self.output_token_ids))
-
-
-@dataclass(frozen=True, slots=True)
-class RequestMetrics:
-    """Timings of one finished request, in seconds on the `time.perf_counter` clock."""
-
-    arrival_time: float
-    first_scheduled_time: float | None
-    first_token_time: float | None
-    finished_time: float
-    scheduling_delay: float | None
-    """First scheduled minus arrival: the time spent queued."""
-    ttft: float | None
-    """Time to first token: first token minus arrival."""
-    tbts: tuple[float, ...]
-    """Time between consecutive tokens."""
-    e2e_latency: float
-    num_prompt_tokens: int
-    num_cached_tokens: int
-    num_generated_tokens: int
-    num_preemptions: int
-
-    @classmethod
-    def of(cls, request: Request, finished_time: float) -> RequestMetrics:
-        times = request.token_times
-        first = times[0] if times else None
-        scheduled = request.first_scheduled_time
-        return cls(
-            arrival_time=request.arrival_time,
-            first_scheduled_time=scheduled,
-            first_token_time=first,
-            finished_time=finished_time,
-            scheduling_delay=None if scheduled is None else scheduled - request.arrival_time,
-            ttft=None if first is None else first - request.arrival_time,
-            tbts=tuple(b - a for a, b in zip(times, times[1:])),
-            e2e_latency=finished_time - request.arrival_time,
-            num_prompt_tokens=len(request.prompt_token_ids),
-            num_cached_tokens=request.num_cached_tokens,
-            num_generated_tokens=len(request.output_token_ids),
-            num_preemptions=request.num_preemptions,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RequestOutput:
-    """What a stream yields: the text and tokens new since the previous output of the same request.
-
-    `metrics` is set on the final output only (`finished` true). `complete()` returns one
-    RequestOutput holding the whole result.
-    """
-
-    request_id: str
-    text: str
-    token_ids: tuple[int, ...]
-    finished: bool = False
-    finish_reason: FinishReason | None = None
-    logprobs: tuple[TokenLogprobs, ...] | None = None
-    metrics: RequestMetrics | None = None
-
-    @staticmethod
-    def concat(outputs: Sequence[RequestOutput]) -> RequestOutput:
-        """Consecutive deltas of one request as one delta, built in one pass (not pairwise, which
-        would copy the growing text once per delta)."""
-        last = outputs[-1]
-        logprobs = None
-        if any(o.logprobs is not None for o in outputs):
-            logprobs = tuple(lp for o in outputs for lp in o.logprobs or ())
-        return RequestOutput(
-            request_id=last.request_id,
-            text="".join(o.text for o in outputs),
-            token_ids=tuple(t for o in outputs for t in o.token_ids),
-            finished=last.finished,
-            finish_reason=last.finish_reason,
-            logprobs=logprobs,
-            metrics=last.metrics,
-        )

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .checks import is_finite_number, is_int
 from .errors import InvalidRequestError
+
+T = TypeVar("T")
 
 MAX_STOP_STRINGS = 64
 """Most stop strings one request may give: each is searched in every new piece of text."""
@@ -100,11 +103,12 @@ def _check(ok: bool, message: str, value: object) -> None:
         raise InvalidRequestError(f"{message}, got {value!r}")
 
 
-def _tuple_of(name: str, values: Iterable[object], kind: type) -> tuple:
+def _tuple_of(name: str, values: Iterable[object], kind: type[T]) -> tuple[T, ...]:
     try:
         items = tuple(values)
     except TypeError:
         raise InvalidRequestError(f"{name} must be a list of {kind.__name__}, got {values!r}") from None
-    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in items):
+    checked = tuple(v for v in items if isinstance(v, kind) and not isinstance(v, bool))
+    if len(checked) != len(items):
         raise InvalidRequestError(f"{name} must be a list of {kind.__name__}, got {values!r}")
-    return items
+    return checked

@@ -3,11 +3,14 @@ carries it: waiting, mid-prefill, decoding, in flight, preempted."""
 
 from __future__ import annotations
 
-import asyncio
+import anyio
+import pytest
 
 from sarathi_sdk import Engine, SamplingParams, hookimpl
 from sarathi_sdk.testing import FakeBackend
-from tests.engine.conftest import TIMEOUT, StallingBackend, wait_for
+from tests.engine.conftest import TIMEOUT, StallingBackend, spawn, wait_for
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
 class StepLog:
@@ -44,25 +47,25 @@ async def settle(engine, log: StepLog, mark: int) -> None:
     """Wait until the victim's blocks are free; the one step that may end after the abort is the one it
     was in flight in, and that step already ends with every block free."""
     await wait_for(lambda: all_free(engine))
-    await asyncio.sleep(0.02)  # room for a (wrong) further step to show up
+    await anyio.sleep(0.02)  # room for a (wrong) further step to show up
     after = log.ends[mark:]
     assert len(after) <= 1
     assert all(free == engine.stats().kv_blocks_total for _, free in after)
 
 
 async def test_abort_while_waiting():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine, log = make_engine(max_num_seqs=1, token_budget=8)
-        async with engine:
+        async with engine, anyio.create_task_group() as tg:
             blocker = engine.generate([1] * 4, SamplingParams(max_tokens=1000))
             await anext(blocker)
-            victim = asyncio.create_task(consume(engine.generate([2] * 4, request_id="v")))
+            victim = spawn(tg, consume(engine.generate([2] * 4, request_id="v")))
             await wait_for(lambda: engine.stats().num_waiting == 1)
             before = engine.stats()
             await engine.abort("v")
             after = engine.stats()
             assert (after.num_waiting, after.kv_blocks_free) == (0, before.kv_blocks_free)
-            outputs = await victim
+            outputs = await victim.result()
             assert outputs[-1].finish_reason == "abort" and not any(o.token_ids for o in outputs)
             mark = len(log.ends)
             await wait_for(lambda: len(log.ends) > mark + 3)  # the engine goes on with the blocker alone
@@ -72,21 +75,21 @@ async def test_abort_while_waiting():
 
 
 async def test_abort_mid_prefill():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine, log = make_engine(token_budget=8)
-        async with engine:
-            victim = asyncio.create_task(consume(engine.generate(list(range(1, 201)), request_id="v")))
+        async with engine, anyio.create_task_group() as tg:
+            victim = spawn(tg, consume(engine.generate(list(range(1, 201)), request_id="v")))
             await wait_for(lambda: len(log.ends) >= 2)  # two of its 25 chunks done
             mark = len(log.ends)
             assert engine.stats().kv_blocks_free < engine.stats().kv_blocks_total
             await engine.abort("v")
-            outputs = await victim
+            outputs = await victim.result()
             assert outputs[-1].finish_reason == "abort" and not any(o.token_ids for o in outputs)
             await settle(engine, log, mark)
 
 
 async def test_abort_while_decoding():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine, log = make_engine(token_budget=8)
         async with engine:
             stream = engine.generate([3] * 10, SamplingParams(max_tokens=1000), request_id="v")
@@ -107,13 +110,13 @@ async def test_abort_while_decoding():
 async def test_abort_in_flight_keeps_the_blocks_until_the_step_returns():
     backend = StallingBackend(stall_at_step=2)
     try:
-        async with asyncio.timeout(TIMEOUT):
+        with anyio.fail_after(TIMEOUT):
             engine, log = make_engine(backend, token_budget=8)
-            async with engine:
-                victim = asyncio.create_task(consume(engine.generate(list(range(1, 30)), request_id="v")))
+            async with engine, anyio.create_task_group() as tg:
+                victim = spawn(tg, consume(engine.generate(list(range(1, 30)), request_id="v")))
                 await wait_for(backend.stalled.is_set)
                 await engine.abort("v")
-                assert (await victim)[-1].finish_reason == "abort"
+                assert (await victim.result())[-1].finish_reason == "abort"
                 held = engine.stats()
                 assert held.kv_blocks_free < held.kv_blocks_total  # the executing step still uses them
                 backend.release.set()
@@ -124,19 +127,19 @@ async def test_abort_in_flight_keeps_the_blocks_until_the_step_returns():
 
 
 async def test_abort_while_preempted():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine, log = make_engine(num_kv_blocks=8, token_budget=8)
-        async with engine:
-            first = asyncio.create_task(consume(engine.generate([1] * 4, SamplingParams(max_tokens=24))))
-            victim = asyncio.create_task(
-                consume(engine.generate([2] * 4, SamplingParams(max_tokens=24), request_id="v"))
-            )
+        async with engine, anyio.create_task_group() as tg:
+            first = spawn(tg, consume(engine.generate([1] * 4, SamplingParams(max_tokens=24))))
+            # the victim arrives second, so it is the one preempted (asyncio starts tasks in order, trio not)
+            await wait_for(lambda: engine.stats().num_running + engine.stats().num_waiting == 1)
+            victim = spawn(tg, consume(engine.generate([2] * 4, SamplingParams(max_tokens=24), request_id="v")))
             await wait_for(lambda: engine.stats().num_preemptions >= 1 and engine.stats().num_waiting == 1)
             mark = len(log.ends)
             assert log.with_request("v")  # it ran before it was preempted
             await engine.abort("v")
             assert engine.stats().num_waiting == 0
-            assert (await victim)[-1].finish_reason == "abort"
-            assert (await first)[-1].finish_reason == "length"
+            assert (await victim.result())[-1].finish_reason == "abort"
+            assert (await first.result())[-1].finish_reason == "length"
             assert log.with_request("v", since=mark) == []
             assert all_free(engine)

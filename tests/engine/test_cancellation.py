@@ -1,11 +1,16 @@
-"""Leaving a stream early aborts its request and frees its KV blocks."""
+"""Leaving a stream early aborts its request and frees its KV blocks: under asyncio and trio alike."""
 
 from __future__ import annotations
 
 import asyncio
 
+import anyio
+import pytest
+
 from sarathi_sdk import SamplingParams
-from tests.engine.conftest import TIMEOUT, fake_engine, wait_for
+from tests.engine.conftest import TIMEOUT, fake_engine, spawn, wait_for
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
 def all_free(engine) -> bool:
@@ -14,7 +19,7 @@ def all_free(engine) -> bool:
 
 
 async def test_break_out_of_async_for_frees_every_block():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
             async for _ in engine.generate(list(range(1, 100)), SamplingParams(max_tokens=1000)):
                 assert engine.stats().kv_blocks_free < engine.stats().kv_blocks_total
@@ -23,7 +28,7 @@ async def test_break_out_of_async_for_frees_every_block():
 
 
 async def test_aclose_aborts_and_frees():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
             stream = engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000))
             await anext(stream)
@@ -31,6 +36,7 @@ async def test_aclose_aborts_and_frees():
             await wait_for(lambda: all_free(engine))
 
 
+@pytest.mark.loops("asyncio")  # asyncio's own task.cancel(); the loop-neutral form is the cancel scope below
 async def test_cancelling_the_consuming_task_aborts_and_frees():
     async with asyncio.timeout(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
@@ -49,8 +55,42 @@ async def test_cancelling_the_consuming_task_aborts_and_frees():
             assert done.finish_reason == "length"
 
 
+async def test_cancelling_the_scope_around_the_consumer_aborts_and_frees():
+    with anyio.fail_after(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            started = anyio.Event()
+
+            async def consume(scope):
+                with scope:
+                    async for _ in engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000)):
+                        started.set()
+
+            scope = anyio.CancelScope()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume, scope)
+                await started.wait()
+                scope.cancel()
+            assert scope.cancelled_caught
+            await wait_for(lambda: all_free(engine))
+            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
+            assert done.finish_reason == "length"
+
+
+async def test_cancelling_the_scope_in_the_consuming_task_itself_aborts_and_frees():
+    """The same, the cancel scope around the `async for` cancelled from inside it, at its next wait."""
+    with anyio.fail_after(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            with anyio.CancelScope() as scope:
+                async for _ in engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000)):
+                    scope.cancel()
+            assert scope.cancelled_caught
+            await wait_for(lambda: all_free(engine))
+            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
+            assert done.finish_reason == "length"
+
+
 async def test_abort_by_id_ends_the_stream_with_abort():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
             stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000), request_id="victim")
             await anext(stream)
@@ -62,17 +102,18 @@ async def test_abort_by_id_ends_the_stream_with_abort():
 
 
 async def test_cancelling_one_stream_leaves_the_others_intact():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.001) as engine:
             alone = await engine.complete([4, 4, 4], SamplingParams(max_tokens=30))
-            keep = asyncio.create_task(engine.complete([4, 4, 4], SamplingParams(max_tokens=30)))
-            async for _ in engine.generate([8, 8], SamplingParams(max_tokens=1000)):
-                break
-            assert (await keep).token_ids == alone.token_ids
+            async with anyio.create_task_group() as tg:
+                keep = spawn(tg, engine.complete([4, 4, 4], SamplingParams(max_tokens=30)))
+                async for _ in engine.generate([8, 8], SamplingParams(max_tokens=1000)):
+                    break
+                assert (await keep.result()).token_ids == alone.token_ids
 
 
 async def test_close_ends_open_streams_with_abort():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine = fake_engine(step_delay=0.002)
         await engine.start()
         stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000))

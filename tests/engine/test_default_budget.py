@@ -35,7 +35,7 @@ async def test_the_suggestion_replaces_the_default_and_its_derived_defaults():
         assert engine.config.max_num_seqs == 64 and engine.config.low_chunk_size == 64
         out = await asyncio.wait_for(engine.complete(list(range(1, 300)), SamplingParams(max_tokens=3)), TIMEOUT)
         assert len(out.token_ids) == 3
-        assert max(b.num_tokens for b in engine._backend.batches) == 64
+        assert max(b.num_tokens for b in engine._parts.built.backend.batches) == 64
     finally:
         await engine.close()
 

@@ -3,14 +3,16 @@ free every block, and close() returns promptly."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
+import anyio
 import pytest
 
 from sarathi_sdk import ConfigError, Engine, EngineConfig, EngineDeadError, EngineState, SamplingParams
-from tests.engine.conftest import TIMEOUT, StallingBackend, fake_engine, wait_for
+from tests.engine.conftest import TIMEOUT, StallingBackend, fake_engine, gather, spawn, wait_for
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
 def assert_drained(engine) -> None:
@@ -33,11 +35,11 @@ def test_step_timeout_defaults_to_ten_minutes_and_can_be_off():
 
 @pytest.mark.parametrize("pipeline_parallel_size", [1, 2])
 async def test_a_failing_step_ends_every_stream_and_frees_every_block(pipeline_parallel_size):
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(fail_at_step=6, step_delay=0.001, token_budget=16, max_num_seqs=4,
                                pipeline_parallel_size=pipeline_parallel_size) as engine:
             # more requests than max_num_seqs: some are waiting when the engine dies
-            results = await asyncio.gather(
+            results = await gather(
                 *(engine.complete([i + 1] * (5 + 7 * i), SamplingParams(max_tokens=20)) for i in range(8)),
                 return_exceptions=True,
             )
@@ -56,13 +58,12 @@ async def test_a_failing_step_ends_every_stream_and_frees_every_block(pipeline_p
 async def test_a_stalled_step_trips_the_watchdog():
     backend = StallingBackend(stall_at_step=4, step_delay=0.001)
     try:
-        async with asyncio.timeout(TIMEOUT):
+        with anyio.fail_after(TIMEOUT):
             engine = Engine(backend=backend, step_timeout=0.2, token_budget=16)
             await engine.start()
             streams = [engine.generate([i + 1] * 10, SamplingParams(max_tokens=50)) for i in range(3)]
-            tasks = [asyncio.create_task(_consume(s)) for s in streams]
             started = time.perf_counter()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await gather(*(_consume(s) for s in streams), return_exceptions=True)
             waited = time.perf_counter() - started
             assert backend.stalled.is_set()
             assert all(isinstance(r, EngineDeadError) for r in results), results
@@ -81,7 +82,7 @@ async def test_a_stalled_step_trips_the_watchdog():
 
 
 async def test_the_watchdog_spares_steps_that_finish_in_time():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.01, step_timeout=0.5) as engine:
             done = await engine.complete([1, 2, 3], SamplingParams(max_tokens=10))
             assert done.finish_reason == "length"
@@ -90,13 +91,14 @@ async def test_the_watchdog_spares_steps_that_finish_in_time():
 
 async def test_close_while_a_step_is_in_flight_waits_for_it_and_frees_its_blocks():
     backend = StallingBackend(stall_at_step=2, max_stall=0.3)
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine = Engine(backend=backend, pipeline_parallel_size=2, token_budget=8)
-        await engine.start()
-        task = asyncio.create_task(engine.complete(list(range(1, 40)), SamplingParams(max_tokens=5)))
-        await wait_for(backend.stalled.is_set)
-        await engine.close()
-        assert (await task).finish_reason == "abort"
+        async with anyio.create_task_group() as tg:  # outside the engine's start() .. close()
+            await engine.start()
+            task = spawn(tg, engine.complete(list(range(1, 40)), SamplingParams(max_tokens=5)))
+            await wait_for(backend.stalled.is_set)
+            await engine.close()
+            assert (await task.result()).finish_reason == "abort"
         assert_drained(engine)
 
 

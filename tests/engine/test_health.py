@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from sarathi_sdk import EngineDeadError, EngineState, EngineStateError, SamplingParams
-from tests.engine.conftest import TIMEOUT, fake_engine, reference_tokens
+from tests.engine.conftest import TIMEOUT, fake_engine, reference_tokens, spawn
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
 def assert_drained(engine) -> None:
@@ -20,7 +25,7 @@ async def test_check_health_through_the_lifecycle():
     engine = fake_engine(fail_at_step=3)
     with pytest.raises(EngineStateError, match="not started"):
         await engine.check_health()
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with engine:
             await engine.check_health()
             with pytest.raises(EngineDeadError):
@@ -32,30 +37,33 @@ async def test_check_health_through_the_lifecycle():
 
 
 async def test_a_healthy_engine_stays_healthy_under_load():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine() as engine:
-            work = asyncio.gather(*(engine.complete([i + 1] * 5, SamplingParams(max_tokens=8)) for i in range(8)))
-            for _ in range(5):
-                await engine.check_health()
-                await asyncio.sleep(0)
-            await work
+            async with anyio.create_task_group() as tg:
+                work = [spawn(tg, engine.complete([i + 1] * 5, SamplingParams(max_tokens=8))) for i in range(8)]
+                for _ in range(5):
+                    await engine.check_health()
+                    await anyio.sleep(0)
+            for task in work:
+                await task.result()
             await engine.check_health()
 
 
 async def test_close_ends_streams_in_every_state_with_abort_and_leaves_true_stats():
     """Waiting, prefilling, decoding and in-flight streams each end with a final "abort" output."""
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         engine = fake_engine(step_delay=0.002, max_num_seqs=2, token_budget=8, pipeline_parallel_size=2)
-        await engine.start()
-        decoding = engine.generate([1, 2], SamplingParams(max_tokens=1000))
-        await anext(decoding)
-        prefilling = engine.generate(list(range(1, 200)), SamplingParams(max_tokens=10))
-        waiting = engine.generate([3, 4], SamplingParams(max_tokens=10))
-        tasks = [asyncio.create_task(_collect(s)) for s in (prefilling, waiting)]
-        await asyncio.sleep(0.02)
-        await engine.close()
-        assert engine.state is EngineState.CLOSED
-        finals = [[o async for o in decoding]] + await asyncio.gather(*tasks)
+        async with anyio.create_task_group() as tg:  # outside the engine's start() .. close()
+            await engine.start()
+            decoding = engine.generate([1, 2], SamplingParams(max_tokens=1000))
+            await anext(decoding)
+            prefilling = engine.generate(list(range(1, 200)), SamplingParams(max_tokens=10))
+            waiting = engine.generate([3, 4], SamplingParams(max_tokens=10))
+            tasks = [spawn(tg, _collect(s)) for s in (prefilling, waiting)]
+            await anyio.sleep(0.02)
+            await engine.close()
+            assert engine.state is EngineState.CLOSED
+            finals = [[o async for o in decoding]] + [await task.result() for task in tasks]
         for outputs in finals:
             assert outputs[-1].finished and outputs[-1].finish_reason == "abort"
             assert outputs[-1].metrics is not None
@@ -67,7 +75,7 @@ async def _collect(stream):
 
 
 async def test_use_after_close_is_a_state_error_but_stats_answers():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine() as engine:
             await engine.complete([1, 2], SamplingParams(max_tokens=3))
         steps = engine.stats().num_steps
@@ -86,7 +94,7 @@ async def test_use_after_close_is_a_state_error_but_stats_answers():
 
 
 async def test_abort_of_an_unknown_id_is_harmless():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine() as engine:
             await engine.abort("never-was")
             done = await engine.complete([7, 7], SamplingParams(max_tokens=4), request_id="r")
@@ -96,7 +104,7 @@ async def test_abort_of_an_unknown_id_is_harmless():
 
 
 async def test_abort_on_a_dead_engine_is_harmless():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(fail_at_step=1) as engine:
             with pytest.raises(EngineDeadError):
                 await engine.complete([1], request_id="r")
@@ -105,11 +113,11 @@ async def test_abort_on_a_dead_engine_is_harmless():
 
 async def test_a_step_loop_cancelled_from_outside_is_a_dead_engine_not_a_hang():
     """As when an app cancels every task at shutdown, or its event loop ends, before close()."""
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(step_delay=0.002) as engine:
             stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000))
             await anext(stream)
-            engine._loop_task.cancel()
+            engine._parts.tasks._task_group.cancel_scope.cancel()  # the task group the step loop runs in
             with pytest.raises(EngineDeadError, match="cancelled before close"):
                 async for _ in stream:
                     pass
@@ -118,7 +126,27 @@ async def test_a_step_loop_cancelled_from_outside_is_a_dead_engine_not_a_hang():
             assert_drained(engine)
 
 
-def test_an_engine_used_from_a_second_asyncio_run_says_so():
+@pytest.mark.loops("asyncio")  # asyncio's own way out: cancelling tasks it did not start; trio has none
+async def test_cancelling_every_other_task_is_a_dead_engine_not_a_hang():
+    """As an asyncio app does at shutdown: `task.cancel()` on every task but its own, the engine's too."""
+    async with asyncio.timeout(TIMEOUT):
+        async with fake_engine(step_delay=0.002) as engine:
+            stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000))
+            await anext(stream)
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            with pytest.raises(EngineDeadError, match="cancelled before close"):
+                async for _ in stream:
+                    pass
+            with pytest.raises(EngineDeadError):
+                await engine.check_health()
+            assert_drained(engine)
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "trio"])
+def test_an_engine_used_from_a_second_run_of_its_event_loop_says_so(loop_name):
+    """`asyncio.run` (or `trio.run`) twice: the engine started in the first refuses the second."""
     engine = fake_engine()
 
     async def first():
@@ -126,7 +154,7 @@ def test_an_engine_used_from_a_second_asyncio_run_says_so():
         await engine.complete([1, 2], SamplingParams(max_tokens=2))
 
     async def second():
-        async with asyncio.timeout(5):
+        with anyio.fail_after(5):
             for use in (
                 lambda: engine.complete([1]),
                 lambda: anext(engine.generate([1])),
@@ -137,22 +165,23 @@ def test_an_engine_used_from_a_second_asyncio_run_says_so():
                 with pytest.raises(EngineStateError, match="event loop it was started in"):
                     await use()
 
-    asyncio.run(first())
-    asyncio.run(second())
+    anyio.run(first, backend=loop_name)
+    anyio.run(second, backend=loop_name)
 
 
-async def test_an_engine_used_from_a_loop_in_another_thread_says_so_and_stays_healthy():
-    async with asyncio.timeout(TIMEOUT):
+async def test_an_engine_used_from_a_loop_in_another_thread_says_so_and_stays_healthy(loop_name):
+    """The other loop is of the same kind as the engine's: asyncio in asyncio's case, trio in trio's."""
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine() as engine:
 
             async def elsewhere():
-                async with asyncio.timeout(5):
+                with anyio.fail_after(5):
                     with pytest.raises(EngineStateError, match="event loop it was started in"):
                         await engine.complete([1, 2])
                     with pytest.raises(EngineStateError, match="event loop it was started in"):
                         await engine.check_health()
 
-            await asyncio.to_thread(asyncio.run, elsewhere())
+            await anyio.to_thread.run_sync(functools.partial(anyio.run, elsewhere, backend=loop_name))
             await engine.check_health()
             done = await engine.complete([5, 6], SamplingParams(max_tokens=3))
             assert list(done.token_ids) == reference_tokens([5, 6], 3)

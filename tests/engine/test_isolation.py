@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+import anyio
 import pytest
 
 from sarathi_sdk import EngineState, RequestError, SamplingParams, hookimpl
 from sarathi_sdk.output import OutputProcessor
-from tests.engine.conftest import TIMEOUT, fake_engine, reference_tokens
+from tests.engine.conftest import TIMEOUT, fake_engine, gather, reference_tokens
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 PROMPTS = {f"r{i}": [i + 1] * (4 + 6 * i) for i in range(6)}
 MAX_TOKENS = 12
@@ -42,7 +44,7 @@ async def run_all(engine):
             tokens.extend(out.token_ids)
         return tokens
 
-    results = await asyncio.gather(*(consume(rid) for rid in PROMPTS), return_exceptions=True)
+    results = await gather(*(consume(rid) for rid in PROMPTS), return_exceptions=True)
     return dict(zip(PROMPTS, results))
 
 
@@ -50,7 +52,7 @@ async def run_all(engine):
 async def test_a_failing_output_processor_ends_only_its_request(method_name, after, monkeypatch):
     """`delta` failing at its last call fails the request on the step that finishes it."""
     fail_for(method_name, "r2", after, monkeypatch)
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(token_budget=16, step_delay=0.001) as engine:
             results = await run_all(engine)
             error = results.pop("r2")
@@ -86,7 +88,7 @@ class RaisingObserver:
 
 async def test_raising_observers_are_logged_by_name_and_the_engine_goes_on(caplog):
     observer = RaisingObserver()
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         with caplog.at_level(logging.ERROR, logger="sarathi_sdk"):
             async with fake_engine(plugins=[observer], token_budget=16) as engine:
                 results = await run_all(engine)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+import anyio
 import pytest
 
 from sarathi_scheduling import SarathiPolicy
 from sarathi_sdk import EngineConfig, PluginError, PluginManager, SamplingParams, hookimpl
-from tests.engine.conftest import TIMEOUT, fake_engine
+from tests.engine.conftest import TIMEOUT, fake_engine, gather
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
 class Recorder:
@@ -39,7 +41,7 @@ class Recorder:
 
 async def test_observers_see_events_in_order():
     recorder = Recorder()
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(plugins=[recorder], token_budget=64) as engine:
             await engine.complete([1, 2, 3], SamplingParams(max_tokens=2), request_id="a")
     assert recorder.events == [
@@ -64,7 +66,7 @@ class Broken:
 
 async def test_failing_observer_is_logged_and_never_kills_the_engine(caplog):
     recorder = Recorder()
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         with caplog.at_level(logging.ERROR):
             async with fake_engine(plugins=[Broken(), recorder]) as engine:
                 done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
@@ -102,13 +104,21 @@ class PolicyPlugin:
 
 
 async def test_user_policy_plugin_replaces_the_default():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(plugins=[PolicyPlugin()], token_budget=4, max_num_seqs=1) as engine:
-            assert isinstance(engine._policy, LastInFirstOut)
-            # both tasks are queued before the step loop wakes: "old" is added first
-            first = asyncio.create_task(engine.complete([1] * 8, SamplingParams(max_tokens=2), request_id="old"))
-            second = asyncio.create_task(engine.complete([2] * 8, SamplingParams(max_tokens=2), request_id="new"))
-            old, new = await asyncio.gather(first, second)
+            assert isinstance(engine._parts.built.policy, LastInFirstOut)
+            # both tasks are queued before the step loop wakes: the one that arrives first is "old" (asyncio
+            # runs the tasks in the order they were started, trio in either order)
+            arrivals = []
+
+            async def arrive(prompt):
+                request_id = "new" if arrivals else "old"  # no wait before the request is added
+                arrivals.append(request_id)
+                return request_id, await engine.complete(prompt, SamplingParams(max_tokens=2), request_id=request_id)
+
+            await anyio.wait_all_tasks_blocked()  # the step loop has run since start() and waits for work
+            results = dict(await gather(arrive([1] * 8), arrive([2] * 8)))
+            old, new = results["old"], results["new"]
     assert new.metrics.first_token_time < old.metrics.first_token_time
 
 
@@ -119,13 +129,13 @@ class RegistryPlugin:
 
 
 async def test_registered_scheduler_is_selectable_by_name():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(plugins=[RegistryPlugin()], scheduler="lifo") as engine:
-            assert type(engine._policy) is LastInFirstOut
+            assert type(engine._parts.built.policy) is LastInFirstOut
 
 
 async def test_unknown_scheduler_names_the_registered_ones():
-    with pytest.raises(PluginError.__mro__[1], match="unknown scheduler 'nope'.*sarathi"):
+    with anyio.fail_after(TIMEOUT), pytest.raises(PluginError.__mro__[1], match="unknown scheduler 'nope'.*sarathi"):
         async with fake_engine(scheduler="nope"):
             pass
 
@@ -137,7 +147,7 @@ def test_blocked_plugin_is_not_registered():
 
 
 async def test_engine_without_a_policy_plugin_says_so():
-    with pytest.raises(PluginError, match="batch policy"):
+    with anyio.fail_after(TIMEOUT), pytest.raises(PluginError, match="batch policy"):
         async with fake_engine(block_plugins=["sarathi_scheduling"]):
             pass
 

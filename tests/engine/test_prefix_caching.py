@@ -4,12 +4,13 @@ after aborts, cancellations and the end of every request."""
 
 from __future__ import annotations
 
-import asyncio
-
+import anyio
 import pytest
 
 from sarathi_sdk import SamplingParams
-from tests.engine.conftest import TIMEOUT, fake_engine, wait_for
+from tests.engine.conftest import TIMEOUT, fake_engine, gather, spawn, wait_for
+
+pytestmark = pytest.mark.loops("asyncio", "trio")
 
 SYSTEM = [(5 * i) % 997 + 1 for i in range(40)]
 PARAMS = SamplingParams(max_tokens=6, ignore_eos=True)
@@ -21,7 +22,7 @@ def all_blocks_back(engine) -> bool:
 
 
 async def test_metrics_and_stats_report_the_cached_prompt_tokens():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(enable_prefix_caching=True, block_size=8, token_budget=16) as engine:
             assert engine.stats().prefix_cache_hit_rate == 0.0
             first = await engine.complete(SYSTEM + [1, 2, 3], PARAMS)
@@ -34,7 +35,7 @@ async def test_metrics_and_stats_report_the_cached_prompt_tokens():
 
 
 async def test_the_hit_rate_is_zero_with_the_cache_off():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(block_size=8, token_budget=16) as engine:
             outputs = [await engine.complete(SYSTEM + [i], PARAMS) for i in range(3)]
             assert engine.stats().prefix_cache_hit_rate == 0.0
@@ -48,12 +49,12 @@ async def test_concurrent_and_sequential_requests_get_the_tokens_they_get_withou
     async def serve(**options):
         async with fake_engine(scheduler=scheduler, block_size=4, token_budget=16, max_num_seqs=4,
                                **options) as engine:
-            concurrent = await asyncio.gather(*(engine.complete(p, PARAMS) for p in prompts))
+            concurrent = await gather(*(engine.complete(p, PARAMS) for p in prompts))
             sequential = [await engine.complete(p, PARAMS) for p in prompts]
             assert all_blocks_back(engine)
             return [o.token_ids for o in concurrent + sequential], engine.stats()
 
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         off, _ = await serve()
         on, stats = await serve(enable_prefix_caching=True)
     assert on == off
@@ -61,20 +62,19 @@ async def test_concurrent_and_sequential_requests_get_the_tokens_they_get_withou
 
 
 async def test_aborted_and_cancelled_requests_leave_every_block_free_or_cached():
-    async with asyncio.timeout(TIMEOUT):
+    with anyio.fail_after(TIMEOUT):
         async with fake_engine(enable_prefix_caching=True, block_size=4, token_budget=8, step_delay=0.002) as engine:
             await engine.complete(SYSTEM, PARAMS)
             long = SamplingParams(max_tokens=200, ignore_eos=True)
-            tasks = [asyncio.ensure_future(engine.complete(SYSTEM + [i] * 30, long, request_id=f"r{i}"))
-                     for i in range(4)]
-            await wait_for(lambda: engine.stats().num_steps > 12)
-            await engine.abort("r0")
-            tasks[1].cancel()
-            stream = engine.generate(SYSTEM + [9] * 9, long)
-            async for _ in stream:
-                break
-            await stream.aclose()
-            for task in tasks[2:]:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async with anyio.create_task_group() as tg:
+                tasks = [spawn(tg, engine.complete(SYSTEM + [i] * 30, long, request_id=f"r{i}")) for i in range(4)]
+                await wait_for(lambda: engine.stats().num_steps > 12)
+                await engine.abort("r0")
+                tasks[1].cancel()
+                stream = engine.generate(SYSTEM + [9] * 9, long)
+                async for _ in stream:
+                    break
+                await stream.aclose()
+                for task in tasks[2:]:
+                    task.cancel()
             await wait_for(lambda: all_blocks_back(engine))

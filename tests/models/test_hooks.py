@@ -15,7 +15,8 @@ from tests.models.helpers import run_steps
 
 def build_backend(config: EngineConfig) -> TorchModelBackend:
     plugins = PluginManager(config)
-    return plugins.hook.sarathi_make_backend(config=config, plugin_manager=plugins)
+    return plugins.hook.sarathi_make_backend(config=config, registries=plugins.registries(),
+                                             sampler=plugins.hook.sarathi_make_sampler(config=config))
 
 
 def test_bundled_registries_hold_the_llama_family_and_torch_attention():

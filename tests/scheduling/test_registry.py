@@ -37,7 +37,7 @@ async def finish_order(**options) -> list[str]:
     order = []
     async with asyncio.timeout(TIMEOUT):
         async with fake_engine(**options) as engine:
-            assert isinstance(engine._policy, ShortestPromptFirst)
+            assert isinstance(engine._parts.built.policy, ShortestPromptFirst)
 
             async def run(request_id, length):
                 await engine.complete([3] * length, SamplingParams(max_tokens=2), request_id=request_id)
@@ -73,6 +73,6 @@ async def test_policy_registered_by_an_entry_point_plugin_is_selectable_by_name(
 async def test_bundled_policies_are_selectable_by_name(scheduler):
     async with asyncio.timeout(TIMEOUT):
         async with fake_engine(scheduler=scheduler) as engine:
-            assert type(engine._policy) is POLICIES[scheduler]
+            assert type(engine._parts.built.policy) is POLICIES[scheduler]
             done = await engine.complete([1, 2, 3], SamplingParams(max_tokens=3))
     assert len(done.token_ids) == 3

@@ -7,8 +7,9 @@ each probe draws its arrivals with the same seed, so probes differ only in rate.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
+
+import anyio
 
 from ..errors import ConfigError
 from . import goals, plots, setup
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         setup.split_system(name)
     if args.plot_dir:
         plots.require_matplotlib()
-    result = asyncio.run(capacity(names, search, args))
+    result = anyio.run(capacity, names, search, args, backend="asyncio")
     return setup.report(args, result, plots.capacity_plots, table)
 
 

@@ -1,11 +1,12 @@
-"""`sarathi bench compare | capacity | micro`: the subcommands, attached to the `sarathi` parser."""
+"""`sarathi bench compare | capacity | micro | pipeline`: the subcommands, attached to the `sarathi` parser."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
-from . import capacity_cmd, compare, micro
+from . import capacity_cmd, compare, micro, pipeline
 
 
 def add_parser(commands: Any) -> None:
@@ -14,8 +15,10 @@ def add_parser(commands: Any) -> None:
     compare.add_parser(sub)
     capacity_cmd.add_parser(sub)
     micro.add_parser(sub)
+    pipeline.add_parser(sub)
     bench.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return args.bench_run(args)
+    command: Callable[[argparse.Namespace], int] = args.bench_run
+    return command(args)

@@ -10,10 +10,12 @@ that profile is what SARATHI's decode throughput subtracts from a mixed step (se
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 from collections.abc import Sequence
 from typing import Any
+
+import anyio
+import anyio.to_thread
 
 from .. import Engine, SamplingParams
 from ..errors import ConfigError
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         setup.split_system(name)
     if args.plot_dir:
         plots.require_matplotlib()
-    result = asyncio.run(compare(names, args))
+    result = anyio.run(compare, names, args, backend="asyncio")
     return setup.report(args, result, plots.compare_plots, table)
 
 
@@ -94,11 +96,11 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
                     steps = recorders[name].since(t0, first)
                     runs[name].append(summarize(records, steps, prefill, cost, machine))
                 if hf is not None:
-                    records = await asyncio.to_thread(hf.serve, requests, arrivals, args.max_num_seqs,
-                                                      10_000 * (repeat + 1), bar, args.shared_prefix_len)
+                    records = await anyio.to_thread.run_sync(hf.serve, requests, arrivals, args.max_num_seqs,
+                                                             10_000 * (repeat + 1), bar, args.shared_prefix_len)
                     runs["hf"].append(summarize_hf(records))
     finally:
-        for engine in engines.values():
+        for engine in reversed(engines.values()):  # last started, first closed: their task groups nest
             await engine.close()
     results = {name: median_run(rs) for name, rs in runs.items()}
     return {
@@ -126,14 +128,22 @@ class PrefillProfile:
         return self._cost(tokens)
 
 
+def started_budget(engine: Engine) -> int:
+    """A started engine's per-step token budget: always a number, since start resolves "auto"."""
+    budget = engine.config.token_budget
+    if not isinstance(budget, int):
+        raise TypeError(f"engine {engine.config.scheduler!r} is not started: its token_budget is {budget!r}")
+    return budget
+
+
 async def profile_prefill(engines: dict[str, Engine], recorders: dict[str, StepRecorder], prompt_tokens: int,
                           vocab: int, repeats: int = 3) -> PrefillProfile:
     """Time one-request prefill steps of each profile size up to what a step of this run can hold (the
     largest budget, or all the workload's prompt tokens if fewer), on the engine with the largest
     budget (median of `repeats`). A step of several prompts is costed as one prompt of its size."""
-    name = max(engines, key=lambda n: engines[n].config.token_budget)
+    name = max(engines, key=lambda n: started_budget(engines[n]))
     engine, recorder = engines[name], recorders[name]
-    limit = min(engine.config.token_budget, max(prompt_tokens, 32))
+    limit = min(started_budget(engine), max(prompt_tokens, 32))
     sizes = [s for s in PREFILL_PROFILE_SIZES if s <= limit] or [limit]
     points = []
     for size in sizes:

@@ -23,15 +23,18 @@ Run: `python -m sarathi_sdk.bench.cpu [--model GGUF] [--repeats 3] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
-from .. import Engine, SamplingParams, hookimpl
+import anyio
+
+from .. import Engine, ModelBackend, RequestOutput, SamplingParams, hookimpl
+from .records import final_metrics
+from .tasks import gather
 
 PROMPT_LEN = 32
 DECODE_TOKENS = 48
@@ -42,21 +45,24 @@ def token_prompt(length: int, salt: int) -> list[int]:
     return [1 + (salt * 7919 + j * 104729) % 40000 for j in range(length)]
 
 
-def median_tbt(outputs: Sequence[Any]) -> float:
-    return statistics.median(t for o in outputs for t in o.metrics.tbts)
+def median_tbt(outputs: Sequence[RequestOutput]) -> float:
+    return statistics.median(t for o in outputs for t in final_metrics(o).tbts)
 
 
 async def decode_rate(engine: Engine, batch_size: int) -> float:
     """Tokens/s of `batch_size` requests decoding together (median time between tokens)."""
     params = SamplingParams(max_tokens=DECODE_TOKENS, temperature=0, ignore_eos=True)
-    outputs = await asyncio.gather(*(engine.complete(token_prompt(PROMPT_LEN, i), params) for i in range(batch_size)))
+    outputs = await gather(*(engine.complete(token_prompt(PROMPT_LEN, i), params) for i in range(batch_size)))
     return batch_size / median_tbt(outputs)
 
 
 async def prefill_rate(engine: Engine, length: int) -> float:
     """Tokens/s of one `length`-token prompt's prefill (time to its first token)."""
     out = await engine.complete(token_prompt(length, 99), SamplingParams(max_tokens=1, ignore_eos=True))
-    return length / out.metrics.ttft
+    ttft = final_metrics(out).ttft
+    if ttft is None:
+        raise ValueError("the prefill produced no token")
+    return length / ttft
 
 
 def llamacpp_rates(model_path: str, threads: int, repeats: int) -> dict[str, float] | None:
@@ -97,11 +103,25 @@ def copy_bandwidth() -> float:
     return 2 * src.nbytes / statistics.median(times)
 
 
-def bytes_per_decode_token(engine: Engine, context: int) -> int:
+class BackendProbe:
+    """Plugin: keeps the model backend the factory hooks build (a pluggy wrapper, as `StepRecorder`)."""
+
+    def __init__(self) -> None:
+        self.backend: ModelBackend | None = None
+
+    @hookimpl(wrapper=True)
+    def sarathi_make_backend(self) -> Generator[None, ModelBackend | None, ModelBackend | None]:
+        self.backend = yield
+        return self.backend
+
+
+def bytes_per_decode_token(backend: ModelBackend | None, context: int) -> int:
     """What one batch-1 decode step reads: every weight in the form a one-row step reads it (the
     quantized form where a layer has one, the embedding row aside) plus the KV of `context` tokens.
     Reads the bundled torch backend's model: a benchmark of that backend, not of the public API."""
-    model = engine._backend.model  # type: ignore[attr-defined]
+    model: Any = getattr(backend, "model", None)  # the torch backend's; not part of the protocol
+    if model is None:
+        raise ValueError(f"{type(backend).__name__} is not the bundled torch backend: it has no model to measure")
     total = 0
     for name, module in model.named_modules():
         quantized = getattr(module, "quantized", None)
@@ -113,7 +133,7 @@ def bytes_per_decode_token(engine: Engine, context: int) -> int:
         else:
             total += sum(p.nbytes for p in module.parameters(recurse=False))
     cfg = model.config
-    return total + 2 * cfg.num_layers * context * cfg.num_kv_heads * cfg.head_dim * 2
+    return int(total + 2 * cfg.num_layers * context * cfg.num_kv_heads * cfg.head_dim * 2)
 
 
 class StepTimer:
@@ -144,11 +164,11 @@ async def mixed_run(engine: Engine, timer: StepTimer | None) -> dict[str, float]
     if timer is not None:
         timer.reset()
     start = time.perf_counter()
-    outputs = await asyncio.gather(
+    outputs = await gather(
         *(engine.complete(p, SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)) for p, n in requests)
     )
     elapsed = time.perf_counter() - start
-    tbts = sorted(t for o in outputs for t in o.metrics.tbts)
+    tbts = sorted(t for o in outputs for t in final_metrics(o).tbts)
     tokens = sum(len(p) + n for p, n in requests)
     return {"e2e_tok_s": tokens / elapsed, "tbt_p99": tbts[int(0.99 * (len(tbts) - 1))]}
 
@@ -166,11 +186,11 @@ def decode_marginal_cost(steps: Sequence[tuple[int, int, float]]) -> dict[str, f
 
 async def run(model: str | None, repeats: int) -> dict[str, Any]:
     gguf = model or _default_gguf()
-    timer = StepTimer()
-    common = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
+    timer, probe = StepTimer(), BackendProbe()
+    common: dict[str, Any] = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
     engines = {
         name: Engine(gguf, scheduler=name, token_budget=256 if name == "sarathi" else 1024, **common,
-                     plugins=[timer] if name == "sarathi" else [])
+                     plugins=[timer, probe] if name == "sarathi" else [])
         for name in POLICIES
     }
     whole = Engine(gguf, token_budget=1024, max_num_seqs=16, num_kv_blocks=256)
@@ -194,9 +214,9 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
                 )
                 if name == "sarathi":
                     results.setdefault("fit", []).append(decode_marginal_cost(timer.steps))
-        bytes_b1 = bytes_per_decode_token(ours, PROMPT_LEN + DECODE_TOKENS // 2)
+        bytes_b1 = bytes_per_decode_token(probe.backend, PROMPT_LEN + DECODE_TOKENS // 2)
     finally:
-        for engine in (*engines.values(), whole):
+        for engine in reversed((*engines.values(), whole)):  # last started, first closed: their task groups nest
             await engine.close()
     return _summary(results, bytes_b1, copy_bandwidth())
 
@@ -286,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="write the full results here")
     args = parser.parse_args(argv)
-    summary = asyncio.run(run(args.model, args.repeats))
+    summary = anyio.run(run, args.model, args.repeats, backend="asyncio")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)

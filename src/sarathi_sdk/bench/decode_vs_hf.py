@@ -13,14 +13,17 @@ Run: `python -m sarathi_sdk.bench.decode_vs_hf [--model PATH] [--batch-sizes 1 1
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+
 from .. import Engine, SamplingParams
+from .records import final_metrics
+from .tasks import gather
 
 PROMPT_LEN = 32
 
@@ -32,8 +35,8 @@ def prompts(batch_size: int) -> list[list[int]]:
 async def ours(engine: Engine, batch_size: int, new_tokens: int) -> float:
     """Median seconds between tokens of `batch_size` requests decoding together."""
     params = SamplingParams(max_tokens=new_tokens, temperature=0, ignore_eos=True)
-    outputs = await asyncio.gather(*(engine.complete(p, params) for p in prompts(batch_size)))
-    return statistics.median(t for o in outputs for t in o.metrics.tbts)
+    outputs = await gather(*(engine.complete(p, params) for p in prompts(batch_size)))
+    return statistics.median(t for o in outputs for t in final_metrics(o).tbts)
 
 
 def theirs(model: Any, batch_size: int, new_tokens: int) -> float:
@@ -53,12 +56,17 @@ def theirs(model: Any, batch_size: int, new_tokens: int) -> float:
     return statistics.median(times)
 
 
-async def run(model_path: str | None, batch_sizes: Sequence[int], repeats: int, new_tokens: int) -> list[dict]:
+async def run(model_path: str | None, batch_sizes: Sequence[int], repeats: int,
+              new_tokens: int) -> list[dict[str, Any]]:
     import torch
     from transformers import AutoModelForCausalLM
 
     async with Engine(model_path, dtype="bfloat16") as engine:
-        reference = AutoModelForCausalLM.from_pretrained(engine.config.model, dtype=torch.bfloat16).eval()
+        folder = engine.config.model
+        if folder is None:  # start resolves the default model into its checkpoint folder
+            raise ValueError("the started engine names no checkpoint folder")
+        reference: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+        reference.eval()
         await ours(engine, 1, 4)
         theirs(reference, 1, 4)
         results = []
@@ -85,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--out", help="write the full results as JSON to this file")
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args.model, args.batch_sizes, args.repeats, args.new_tokens))
+    results = anyio.run(run, args.model, args.batch_sizes, args.repeats, args.new_tokens, backend="asyncio")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"model": args.model, "prompt_len": PROMPT_LEN, "results": results}, f, indent=2)

@@ -13,13 +13,15 @@ Run: `python -m sarathi_sdk.bench.engine_overhead [--sizes 16 128 512] [--repeat
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
 from collections.abc import Sequence
 
+import anyio
+
 from .. import Engine, EngineConfig, KVCacheSpec, SamplingParams, ScheduledBatch, StepOutput
+from .tasks import gather
 
 PROMPT_LEN = 64
 NEW_TOKENS = 64
@@ -54,7 +56,7 @@ async def per_step_seconds(num_requests: int) -> float:
                 pass
 
         start = time.perf_counter()
-        await asyncio.gather(*(consume() for _ in range(num_requests)))
+        await gather(*(consume() for _ in range(num_requests)))
         return (time.perf_counter() - start) / engine.stats().num_steps
 
 
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = []
     for n in args.sizes:
-        runs = [asyncio.run(per_step_seconds(n)) for _ in range(args.repeats)]
+        runs = [anyio.run(per_step_seconds, n, backend="asyncio") for _ in range(args.repeats)]
         results.append({"num_requests": n, "step_s": statistics.median(runs), "runs_s": runs})
     if args.out:
         with open(args.out, "w") as f:

@@ -40,7 +40,8 @@ class HFBaseline:
             raise ConfigError('the hf baseline needs transformers: pip install "sarathi-sdk[bench]"') from exc
         self.device = device
         self.model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=_torch_dtype(dtype))
-        self.model.to(device).eval()
+        # transformers types `PreTrainedModel.to` through a decorator whose signature loses the bound self
+        self.model.to(device).eval()  # type: ignore[arg-type]
         self.vocab_size = self.model.config.vocab_size
 
     def serve(self, requests: Sequence[BenchRequest], arrivals: Sequence[float], max_num_seqs: int,

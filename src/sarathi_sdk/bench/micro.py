@@ -16,15 +16,17 @@ Step times are `backend.execute` alone (`runner.StepRecorder`), medians over the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 from typing import Any
+
+import anyio
 
 from .. import Engine, SamplingParams
 from ..errors import ConfigError
 from . import plots, setup
 from .machine import describe
 from .runner import StepRecorder
+from .tasks import gather
 from .workloads import prompt_token_ids
 
 DECODE_STEPS = 40
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--chunk, --context and --prompt-tokens must be >= 1")
     if args.plot_dir:
         plots.require_matplotlib()
-    result = asyncio.run(micro(batch_sizes, chunks, args))
+    result = anyio.run(micro, batch_sizes, chunks, args, backend="asyncio")
     return setup.report(args, result, plots.micro_plots, table)
 
 
@@ -94,12 +96,9 @@ async def decode_costs(model: str | None, batch_sizes: list[int], chunk: int, co
         for batch in batch_sizes:
             first = len(recorder.steps)
             decode_params = SamplingParams(max_tokens=DECODE_STEPS, temperature=0, ignore_eos=True)
-            decodes = [asyncio.ensure_future(engine.complete(prompt_token_ids(context, 1000 * batch + i, vocab),
-                                                             decode_params)) for i in range(batch)]
-            await asyncio.wait_for(_all_decoding(recorder, first, batch), timeout=600)
-            await engine.complete(prompt_token_ids(long_prompt, 999_999 - batch, vocab),
-                                  SamplingParams(max_tokens=1, temperature=0, ignore_eos=True))
-            await asyncio.gather(*decodes)
+            decodes = [engine.complete(prompt_token_ids(context, 1000 * batch + i, vocab), decode_params)
+                       for i in range(batch)]
+            await gather(*decodes, _long_prefill(engine, recorder, first, batch, long_prompt, vocab))
             steps = recorder.steps[first:]
             only = _median([s.seconds for s in steps if s.decodes == batch and not s.prefill_tokens])
             hybrid = _median([s.seconds for s in steps if s.decodes == batch and s.prefill_tokens == chunk])
@@ -109,10 +108,19 @@ async def decode_costs(model: str | None, batch_sizes: list[int], chunk: int, co
     return out
 
 
+async def _long_prefill(engine: Engine, recorder: StepRecorder, first: int, batch: int, prompt: int,
+                        vocab: int) -> None:
+    """Once the `batch` short prompts all decode, the `prompt`-token prompt whose chunks they ride on."""
+    with anyio.fail_after(600):
+        await _all_decoding(recorder, first, batch)
+    await engine.complete(prompt_token_ids(prompt, 999_999 - batch, vocab),
+                          SamplingParams(max_tokens=1, temperature=0, ignore_eos=True))
+
+
 async def _all_decoding(recorder: StepRecorder, first: int, batch: int) -> None:
     """Return once a step from index `first` on carried `batch` decodes: every short prompt is in."""
     while not any(s.decodes == batch for s in recorder.steps[first:]):
-        await asyncio.sleep(0.002)
+        await anyio.sleep(0.002)
 
 
 async def _prefill_only_step(engine: Engine, recorder: StepRecorder, chunk: int, prompt: int, vocab: int,

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import RequestMetrics, RequestOutput
 from ..batch import ScheduledBatch
+
+
+def final_metrics(output: RequestOutput) -> RequestMetrics:
+    """The metrics of a finished request (`engine.complete()` returns its final output)."""
+    if output.metrics is None:
+        raise ValueError(f"request {output.request_id} has no metrics: not its final output")
+    return output.metrics
 
 
 @dataclass(frozen=True, slots=True)

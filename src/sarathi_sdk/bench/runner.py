@@ -13,17 +13,19 @@ Imports only the public API and the benchmark's own modules.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from .. import Engine, SamplingParams, hookimpl
+import anyio
+
+from .. import Engine, RequestOutput, SamplingParams, hookimpl
 from ..batch import ScheduledBatch, StepOutput
 from ..config import EngineConfig
 from ..interfaces import KVCacheSpec, ModelBackend
-from .records import RequestRecord, StepRecord
+from .records import RequestRecord, StepRecord, final_metrics
+from .tasks import gather
 from .workloads import BenchRequest, bench_prompt
 
 
@@ -82,23 +84,27 @@ async def serve(engine: Engine, requests: Sequence[BenchRequest], arrivals: Sequ
     async def one(i: int, request: BenchRequest) -> RequestRecord:
         delay = t0 + arrivals[i] - time.perf_counter()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await anyio.sleep(delay)
         params = SamplingParams(max_tokens=request.output_len, temperature=0, ignore_eos=True)
         prompt = bench_prompt(request.prompt_len, salt, i, vocab_size, shared_prefix_len)
         output = await engine.complete(prompt, params)
         if progress is not None:
             progress.update(1)
-        return _record(output.metrics, t0)
+        return _record(output, t0)
 
-    records = await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
-    return t0, list(records)
+    records = await gather(*(one(i, r) for i, r in enumerate(requests)))
+    return t0, records
 
 
-def _record(metrics: Any, t0: float) -> RequestRecord:
-    times = list(itertools.accumulate(metrics.tbts, initial=metrics.first_token_time))
+def _record(output: RequestOutput, t0: float) -> RequestRecord:
+    metrics = final_metrics(output)
+    first_token, scheduled = metrics.first_token_time, metrics.first_scheduled_time
+    if first_token is None or scheduled is None:  # ignore_eos with max_tokens >= 1: never
+        raise ValueError(f"request {output.request_id} finished without a token")
+    times = list(itertools.accumulate(metrics.tbts, initial=first_token))
     return RequestRecord(
         arrival=metrics.arrival_time - t0,
-        scheduled=metrics.first_scheduled_time - t0,
+        scheduled=scheduled - t0,
         token_times=tuple(t - t0 for t in times),
         finished=metrics.finished_time - t0,
         prompt_len=metrics.num_prompt_tokens,

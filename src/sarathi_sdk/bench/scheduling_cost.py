@@ -43,7 +43,8 @@ def make_policy(scheduler: str, num_running: int, max_tokens: int) -> Any:
     )
     plugins = PluginManager(config)
     kv = plugins.hook.sarathi_make_kv_cache_manager(config=config, num_blocks=config.num_kv_blocks)
-    policy = plugins.hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv, plugin_manager=plugins)
+    policy = plugins.hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv,
+                                                   registries=plugins.registries())
     requests = [_request(i, max_tokens) for i in range(num_running)]
     for request in requests:
         policy.add(request)

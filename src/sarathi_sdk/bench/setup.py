@@ -56,9 +56,10 @@ def add_workload_options(parser: argparse.ArgumentParser, num_requests: int = 32
 
 def model_shape(folder: str) -> dict[str, Any]:
     try:
-        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        shape: dict[str, Any] = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read {folder}/config.json: {exc}") from exc
+    return shape
 
 
 def check_options(args: argparse.Namespace, rate: float | None = None) -> None:
@@ -129,7 +130,7 @@ async def start_engines(names: list[str], requests: list[BenchRequest], args: ar
             await engine.start()
             engines[name] = engine
     except BaseException:
-        for engine in engines.values():
+        for engine in reversed(engines.values()):  # last started, first closed: their task groups nest
             await engine.close()
         raise
     return engines

@@ -22,15 +22,15 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from .. import RequestOutput
 from ..engine import Engine, EngineState
 from ..errors import InvalidRequestError
 from ..hookspecs import hookimpl
-from ..request import RequestOutput
 from . import errors, metrics
 from .defaults import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES
 from .errors import APIError
@@ -109,7 +109,8 @@ class ServerState:
             raise APIError(400, f"model {body.model!r} is not served here; this server serves {self.model_id!r}",
                            param="model", code="model_not_found")
 
-    def reply(self, endpoint: str, body: CommonRequest, top_logprobs: int | None) -> Reply:
+    def reply(self, endpoint: Literal["chat", "completion"], body: CommonRequest,
+              top_logprobs: int | None) -> Reply:
         prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
         return Reply(endpoint, prefix + uuid.uuid4().hex, self.model_id, int(time.time()), self.token_texts,
                      top_logprobs=top_logprobs, include_usage=body.include_usage)

@@ -13,10 +13,12 @@ Imports the public `sarathi_sdk` API; fastapi and uvicorn when run.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
 import logging
 import os
 from typing import Any
+
+import anyio
 
 from ..config import EngineConfig
 from ..errors import ConfigError
@@ -70,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("serving on %s without --api-key: anyone who reaches this port can use the model", args.host)
     app = create_app(args.model, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
                      served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens, **options)
-    asyncio.run(serve(app, host=args.host, port=args.port, log_level=args.log_level,
-                      shutdown_timeout=args.shutdown_timeout))
+    main = functools.partial(serve, app, host=args.host, port=args.port, log_level=args.log_level,
+                             shutdown_timeout=args.shutdown_timeout)
+    anyio.run(main, backend="asyncio")  # uvicorn runs on asyncio
     return 0
 
 

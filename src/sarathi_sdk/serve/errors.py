@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,8 @@ from ..errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Exception)
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
@@ -91,8 +93,8 @@ def from_validation_errors(errors: Iterable[dict[str, Any]], field_names: frozen
         loc = loc[1:]
     kind = error.get("type")
     if kind == "extra_forbidden":
-        param = ".".join(map(str, loc))
-        return APIError(400, f"{param} is not supported by this server", param=param)
+        extra = ".".join(map(str, loc))
+        return APIError(400, f"{extra} is not supported by this server", param=extra)
     path: list[str] = []
     for part in loc:
         if isinstance(part, int):
@@ -130,8 +132,20 @@ def install(app: FastAPI, field_names: frozenset[str]) -> None:
         logger.exception("unexpected error serving %s", request.url.path)
         return APIError(500, "internal server error").response()
 
-    app.add_exception_handler(APIError, api_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(SarathiError, sdk_error)
+    _add_handler(app, APIError, api_error)
+    _add_handler(app, RequestValidationError, validation_error)
+    _add_handler(app, HTTPException, http_error)
+    _add_handler(app, SarathiError, sdk_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _add_handler(app: FastAPI, kind: type[E], handle: Callable[[Request, E], Awaitable[Response]]) -> None:
+    """Register `handle` for `kind`. Starlette types every handler as taking any Exception, though it
+    calls each only with exceptions of the class it was registered for (or a subclass)."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, kind):
+            raise exc
+        return await handle(request, exc)
+
+    app.add_exception_handler(kind, handler)

@@ -15,11 +15,10 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable
 
+from .. import EngineStats, RequestOutput
 from ..engine import Engine
 from ..errors import SarathiError
 from ..hookspecs import hookimpl
-from ..metrics import EngineStats
-from ..request import RequestOutput
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "sarathi_"

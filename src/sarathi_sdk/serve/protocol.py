@@ -196,12 +196,16 @@ class CompletionRequest(CommonRequest):
 
     def engine_prompt(self) -> str | list[int]:
         prompt = self.prompt
-        if isinstance(prompt, str) or all(isinstance(t, int) for t in prompt):
+        if isinstance(prompt, str):
             return prompt
+        ids = [t for t in prompt if isinstance(t, int)]
+        if len(ids) == len(prompt):  # token ids
+            return ids
         if len(prompt) != 1:
             raise APIError(400, f"prompt: a batch of {len(prompt)} prompts is not supported; send one prompt",
                            param="prompt")
-        return prompt[0]
+        only = prompt[0]  # text or token ids (a lone int was token ids above)
+        return [only] if isinstance(only, int) else only
 
     def _logprobs(self) -> int | None:
         return self.logprobs

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .. import RequestOutput
 from ..batch import TokenLogprobs
 from ..interfaces import Tokenizer
-from ..request import RequestOutput
 
 FLOOR_LOGPROB = -9999.0
 """Stands in for -inf, which JSON cannot carry."""

@@ -11,10 +11,10 @@ Imports uvicorn and the serve app.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
+import anyio
 import uvicorn
 from fastapi import FastAPI
 
@@ -34,13 +34,27 @@ class _Server(uvicorn.Server):
         self.shutdown_timeout = shutdown_timeout
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        drain = asyncio.ensure_future(super().shutdown(sockets=sockets))
-        done, _ = await asyncio.wait({drain}, timeout=self.shutdown_timeout)
-        if not done:
-            aborted = await self.state.abort_open_requests()
-            logger.warning("aborted %d request(s) still open %s s after the shutdown began", aborted,
-                           self.shutdown_timeout)
-        await drain
+        drained = anyio.Event()
+        error: list[Exception] = []
+
+        async def drain() -> None:
+            try:
+                await super(_Server, self).shutdown(sockets=sockets)
+            except Exception as exc:  # raised below as it is, not inside an ExceptionGroup
+                error.append(exc)
+            finally:
+                drained.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(drain)
+            with anyio.move_on_after(self.shutdown_timeout):
+                await drained.wait()
+            if not drained.is_set():
+                aborted = await self.state.abort_open_requests()
+                logger.warning("aborted %d request(s) still open %s s after the shutdown began", aborted,
+                               self.shutdown_timeout)
+        if error:
+            raise error[0]
         await self.state.engine.close()
 
 
@@ -50,8 +64,9 @@ async def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_
     state: ServerState = app.state.sarathi
     await state.engine.start()
     try:
+        # uvicorn annotates the grace as `int | None` but passes it to asyncio.wait_for: seconds, any float.
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                                timeout_graceful_shutdown=shutdown_timeout + BACKSTOP_SECONDS)
+                                timeout_graceful_shutdown=shutdown_timeout + BACKSTOP_SECONDS)  # type: ignore[arg-type]
         await _Server(config, state, shutdown_timeout).serve()
     finally:
         await state.engine.close()

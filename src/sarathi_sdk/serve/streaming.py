@@ -13,16 +13,16 @@ Imports only the standard library, starlette, and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
+import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from .. import RequestOutput
 from ..errors import SarathiError
-from ..request import RequestOutput
 from .errors import from_sdk_error
 from .responses import Reply
 
@@ -84,19 +84,34 @@ async def events(reply: Reply, first: RequestOutput,
 
 async def until_disconnected(receive: Receive, awaitable: Awaitable[T]) -> T:
     """Await `awaitable`, cancelling it (which aborts an engine request it reads) if the client
-    disconnects first; then raises ClientDisconnected."""
-    work = asyncio.ensure_future(awaitable)
-    watcher = asyncio.ensure_future(_disconnect(receive))
-    try:
-        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (watcher, work):
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(watcher, work, return_exceptions=True)
-    if work.cancelled():
+    disconnects first; then raises ClientDisconnected. What `awaitable` raises is raised as it is."""
+    outcome: list[T] = []
+    error: list[Exception] = []
+
+    async def work(done: anyio.CancelScope) -> None:
+        try:
+            outcome.append(await awaitable)
+        except Exception as exc:  # raised below, outside the task group, so never as an ExceptionGroup
+            error.append(exc)
+        finally:
+            done.cancel()
+
+    async def watch(done: anyio.CancelScope) -> None:
+        try:
+            await _disconnect(receive)
+        except Exception:  # a receive channel that fails is a client gone
+            pass
+        finally:
+            done.cancel()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(work, tasks.cancel_scope)
+        tasks.start_soon(watch, tasks.cancel_scope)
+    if error:
+        raise error[0]
+    if not outcome:
         raise ClientDisconnected
-    return work.result()
+    return outcome[0]
 
 
 async def _disconnect(receive: Receive) -> None:

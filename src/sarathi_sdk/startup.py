@@ -1,0 +1,94 @@
+"""What `Engine.start()` builds, in order: plugins, tokenizer and model backend, KV cache, policy.
+
+The backend speaks first about its device: its `KVCacheSpec` says how many blocks fit and may suggest
+a token budget and whether prefix caching pays there; options the user gave always win over those
+suggestions. Loading and profiling run on a worker thread, so the event loop stays responsive.
+
+Imports anyio, the standard library, the contract modules and the plugin manager; never model code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Set
+from typing import Any
+
+import anyio
+
+from .admission import Admission
+from .budget import profile_token_budget
+from .config import AUTO, EngineConfig
+from .errors import PluginError
+from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, ModelBackend, Tokenizer
+from .plugins import PluginManager
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Built:
+    """The engine's parts, and its config as start() settled it."""
+
+    config: EngineConfig
+    tokenizer: Tokenizer | None
+    budget_profile: list[tuple[int, float]] | None
+    plugins: PluginManager
+    backend: ModelBackend
+    kv: KVCacheManager
+    policy: BatchPolicy
+    admission: Admission
+
+
+async def build_parts(config: EngineConfig, given_options: Set[str], given_backend: ModelBackend | None) -> Built:
+    """Build everything; on failure the backend, if built, is closed again."""
+    plugins = PluginManager(config)
+    hook = plugins.hook
+    tokenizer = None
+    if given_backend is None or config.model is not None:
+        resolved = await anyio.to_thread.run_sync(lambda: hook.sarathi_resolve_model(config=config))
+        if resolved is not None:
+            config = dataclasses.replace(config, model=resolved)
+        tokenizer = hook.sarathi_make_tokenizer(config=config)
+    backend = given_backend
+    if backend is None:
+        registries, sampler = plugins.registries(), hook.sarathi_make_sampler(config=config)
+        made = config
+        backend = _required(await anyio.to_thread.run_sync(
+            lambda: hook.sarathi_make_backend(config=made, registries=registries, sampler=sampler)), "model backend")
+    try:
+        spec = backend.kv_cache_spec(config)
+        config = _apply_default_budget(config, spec, given_options)
+        if spec.default_prefix_caching is not None and "enable_prefix_caching" not in given_options:
+            config = dataclasses.replace(config, enable_prefix_caching=spec.default_prefix_caching)
+        num_blocks = config.num_kv_blocks or spec.num_blocks
+        await anyio.to_thread.run_sync(backend.start, config, num_blocks)
+        profile = None
+        if config.token_budget == AUTO:
+            budget, profile = await anyio.to_thread.run_sync(profile_token_budget, backend, config, spec, num_blocks)
+            config = dataclasses.replace(config, token_budget=budget, tbt_slo=None)
+        kv = _required(hook.sarathi_make_kv_cache_manager(config=config, num_blocks=num_blocks), "KV-cache manager")
+        policy = _required(hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv,
+                                                          registries=plugins.registries()), "batch policy")
+    except BaseException:
+        backend.close()
+        raise
+    return Built(config, tokenizer, profile, plugins, backend, kv, policy,
+                 Admission(config, spec, kv, tokenizer))
+
+
+def _apply_default_budget(config: EngineConfig, spec: KVCacheSpec, given_options: Set[str]) -> EngineConfig:
+    """Take the backend's measured budget for its device when the user set none. The defaults derived
+    from the budget (`max_num_seqs`, `low_chunk_size`) follow it unless given; a given `max_num_seqs` or
+    `low_chunk_size` larger than the suggestion raises the budget to it."""
+    suggested = spec.default_token_budget
+    if suggested is None or "token_budget" in given_options or suggested == config.token_budget:
+        return config
+    derived = ("max_num_seqs", "low_chunk_size")
+    given = [getattr(config, name) for name in derived if name in given_options]
+    budget = max([suggested, *given])
+    reset: dict[str, Any] = {name: None for name in derived if name not in given_options}
+    return dataclasses.replace(config, token_budget=budget, **reset)
+
+
+def _required(obj: Any, what: str) -> Any:
+    if obj is None:
+        raise PluginError(f"no plugin provides a {what}")
+    return obj
