@@ -27,13 +27,15 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
-from .. import Engine, ModelBackend, RequestOutput, SamplingParams, hookimpl
+from .. import Engine, RequestOutput, SamplingParams, hookimpl
+from .model_cost import bytes_per_decode_token
 from .records import final_metrics
+from .runner import BackendProbe
 from .tasks import gather
 
 PROMPT_LEN = 32
@@ -101,39 +103,6 @@ def copy_bandwidth() -> float:
         dst.copy_(src)
         times.append(time.perf_counter() - start)
     return 2 * src.nbytes / statistics.median(times)
-
-
-class BackendProbe:
-    """Plugin: keeps the model backend the factory hooks build (a pluggy wrapper, as `StepRecorder`)."""
-
-    def __init__(self) -> None:
-        self.backend: ModelBackend | None = None
-
-    @hookimpl(wrapper=True)
-    def sarathi_make_backend(self) -> Generator[None, ModelBackend | None, ModelBackend | None]:
-        self.backend = yield
-        return self.backend
-
-
-def bytes_per_decode_token(backend: ModelBackend | None, context: int) -> int:
-    """What one batch-1 decode step reads: every weight in the form a one-row step reads it (the
-    quantized form where a layer has one, the embedding row aside) plus the KV of `context` tokens.
-    Reads the bundled torch backend's model: a benchmark of that backend, not of the public API."""
-    model: Any = getattr(backend, "model", None)  # the torch backend's; not part of the protocol
-    if model is None:
-        raise ValueError(f"{type(backend).__name__} is not the bundled torch backend: it has no model to measure")
-    total = 0
-    for name, module in model.named_modules():
-        quantized = getattr(module, "quantized", None)
-        if quantized is not None:
-            total += quantized.nbytes
-        elif name.endswith("embed_tokens"):
-            head = model.tied_head_quantized
-            total += head.nbytes if head is not None else module.weight.nbytes
-        else:
-            total += sum(p.nbytes for p in module.parameters(recurse=False))
-    cfg = model.config
-    return int(total + 2 * cfg.num_layers * context * cfg.num_kv_heads * cfg.head_dim * 2)
 
 
 class StepTimer:

@@ -9,7 +9,8 @@ Counted from a Llama-family `config.json` (hidden size, layers, heads, KV heads,
 
 Weights are counted at the engine's dtype. A quantized model's small decode steps read fewer bytes
 (4-bit weights on the CPU fast path), so their MBU is overstated by that factor; the bench says which
-dtype it counted. Imports only the standard library.
+dtype it counted. `bytes_per_decode_token` reads the same from a loaded model instead. Imports only the
+standard library, the contract modules and the benchmark's records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..interfaces import ModelBackend
 from .records import StepRecord
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -85,3 +87,24 @@ class ModelCost:
     def step_flops(self, step: StepRecord) -> int:
         linear = 2 * self.layer_params * step.num_tokens + 2 * self.head_params * step.num_sampled
         return linear + 4 * self.num_layers * self.num_heads * self.head_dim * step.attention_pairs
+
+
+def bytes_per_decode_token(backend: ModelBackend | None, context: int) -> int:
+    """What one batch-1 decode step reads: every weight in the form a one-row step reads it (the
+    quantized form where a layer has one, the embedding row aside) plus the KV of `context` tokens.
+    Reads the bundled torch backend's model: a benchmark of that backend, not of the public API."""
+    model: Any = getattr(backend, "model", None)  # the torch backend's; not part of the protocol
+    if model is None:
+        raise ValueError(f"{type(backend).__name__} is not the bundled torch backend: it has no model to measure")
+    total = 0
+    for name, module in model.named_modules():
+        quantized = getattr(module, "quantized", None)
+        if quantized is not None:
+            total += quantized.nbytes
+        elif name.endswith("embed_tokens"):
+            head = model.tied_head_quantized
+            total += head.nbytes if head is not None else module.weight.nbytes
+        else:
+            total += sum(p.nbytes for p in module.parameters(recurse=False))
+    cfg = model.config
+    return int(total + 2 * cfg.num_layers * context * cfg.num_kv_heads * cfg.head_dim * 2)

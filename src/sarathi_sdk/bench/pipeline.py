@@ -20,28 +20,16 @@ import argparse
 import json
 import random
 import time
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from .. import Engine, SamplingParams, StageStats, hookimpl
+from .. import Engine, SamplingParams, StageStats
+from .runner import BackendProbe
 from .tasks import gather
 
 POLICIES = ("sarathi", "orca", "vllm")
-
-
-class _BackendProbe:
-    """Keeps the backend the factory hooks built."""
-
-    def __init__(self) -> None:
-        self.backend: Any = None
-
-    @hookimpl(wrapper=True)
-    def sarathi_make_backend(self) -> Generator[None, Any, Any]:
-        self.backend = yield
-        return self.backend
 
 
 def add_parser(sub: Any) -> None:
@@ -76,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _measure(policy: str, args: argparse.Namespace) -> dict[str, Any]:
-    probe = _BackendProbe()
+    probe = BackendProbe()
     async with Engine(args.model, scheduler=policy, pipeline_parallel_size=args.stages, dtype=args.dtype,
                       token_budget=args.token_budget, max_num_seqs=min(args.token_budget, args.num_requests),
                       plugins=[probe]) as engine:

@@ -4,6 +4,8 @@
   around `sarathi_make_backend`), so each step is timed around `backend.execute` alone. The time a
   step's model work takes is what MBU, MFU and SARATHI's decode throughput divide by; the idle time
   between arrivals never counts as a step.
+- `BackendProbe` is a plugin that keeps the backend the factory hooks built, for benchmarks that
+  read the bundled backend's own numbers.
 - `serve` submits each request at its arrival time (greedy, `ignore_eos`, so every request produces
   exactly its output length on any weights) and turns each request's final metrics into a
   `RequestRecord` on the run's clock.
@@ -111,3 +113,15 @@ def _record(output: RequestOutput, t0: float) -> RequestRecord:
         num_preemptions=metrics.num_preemptions,
         num_cached_tokens=metrics.num_cached_tokens,
     )
+
+
+class BackendProbe:
+    """Plugin: keeps the model backend the factory hooks build (a pluggy wrapper, as `StepRecorder`)."""
+
+    def __init__(self) -> None:
+        self.backend: ModelBackend | None = None
+
+    @hookimpl(wrapper=True)
+    def sarathi_make_backend(self) -> Generator[None, ModelBackend | None, ModelBackend | None]:
+        self.backend = yield
+        return self.backend
