@@ -74,7 +74,8 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
     requests = setup.workload(args, setup.max_model_len(folder))
     arrivals = setup.arrivals_for(requests, args.request_rate, args)
     device = setup.device()
-    machine = describe(device) | measure_rates(device)
+    # on a worker thread: an OpenMP team left on the event loop's thread slows every step (docs/benchmarks.md)
+    machine = describe(device) | await anyio.to_thread.run_sync(measure_rates, device)
     recorders = {name: StepRecorder() for name in names}
     engines = await setup.start_engines(list(names), requests, args, {n: [recorders[n]] for n in names})
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
