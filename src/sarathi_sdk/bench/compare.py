@@ -101,7 +101,7 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
                                                              10_000 * (repeat + 1), bar, args.shared_prefix_len)
                     runs["hf"].append(summarize_hf(records))
     finally:
-        for engine in reversed(engines.values()):  # last started, first closed: their task groups nest
+        for engine in engines.values():
             await engine.close()
     results = {name: median_run(rs) for name, rs in runs.items()}
     return {

@@ -91,10 +91,13 @@ def llamacpp_rates(model_path: str, threads: int, repeats: int) -> dict[str, flo
     return {"decode_tok_s": statistics.median(decode), "prefill_tok_s": statistics.median(prefill)}
 
 
-def copy_bandwidth() -> float:
-    """This machine's copy bandwidth in bytes/s (read + write counted), median of 5 256-MiB copies."""
+def copy_bandwidth(threads: int) -> float:
+    """This machine's copy bandwidth in bytes/s (read + write counted) on `threads` torch threads, median
+    of 5 256-MiB copies. Measured before any engine runs (a step sets torch's global thread count) and
+    on a worker thread (an OpenMP team left on the event loop's thread slows every step)."""
     import torch
 
+    torch.set_num_threads(threads)
     src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
     dst = torch.empty_like(src)
     times = []
@@ -154,7 +157,11 @@ def decode_marginal_cost(steps: Sequence[tuple[int, int, float]]) -> dict[str, f
 
 
 async def run(model: str | None, repeats: int) -> dict[str, Any]:
+    import torch
+
     gguf = model or _default_gguf()
+    threads = torch.get_num_threads()
+    bandwidth = await anyio.to_thread.run_sync(copy_bandwidth, threads)
     timer, probe = StepTimer(), BackendProbe()
     common: dict[str, Any] = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
     engines = {
@@ -185,20 +192,20 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
                     results.setdefault("fit", []).append(decode_marginal_cost(timer.steps))
         bytes_b1 = bytes_per_decode_token(probe.backend, PROMPT_LEN + DECODE_TOKENS // 2)
     finally:
-        for engine in reversed((*engines.values(), whole)):  # last started, first closed: their task groups nest
+        for engine in (*engines.values(), whole):
             await engine.close()
-    return _summary(results, bytes_b1, copy_bandwidth())
+    return _summary(results, bytes_b1, bandwidth, threads)
 
 
 def _median_dict(items: Sequence[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(item[key] for item in items) for key in items[0]}
 
 
-def _summary(results: dict[str, list[Any]], bytes_b1: int, bandwidth: float) -> dict[str, Any]:
+def _summary(results: dict[str, list[Any]], bytes_b1: int, bandwidth: float, threads: int) -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "copy_bandwidth_gb_s": bandwidth / 1e9},
+        "machine": {"torch": torch.__version__, "threads": threads, "copy_bandwidth_gb_s": bandwidth / 1e9},
         "decode_b1_tok_s": statistics.median(results["decode_b1"]),
         "decode_b16_tok_s": statistics.median(results["decode_b16"]),
         "prefill_whole_tok_s": statistics.median(results["prefill_whole"]),

@@ -130,7 +130,7 @@ async def start_engines(names: list[str], requests: list[BenchRequest], args: ar
             await engine.start()
             engines[name] = engine
     except BaseException:
-        for engine in reversed(engines.values()):  # last started, first closed: their task groups nest
+        for engine in engines.values():
             await engine.close()
         raise
     return engines
