@@ -36,13 +36,6 @@ logger = logging.getLogger(__name__)
 
 Factory = Callable[..., Any]
 
-SMALL_STEP_TOKENS = 4
-"""CPU steps of at most this many tokens run on one torch thread, larger ones on all the threads torch
-had when the backend was built. A small step is a chain of ~300 short memory-bound ops, where a
-second OpenMP thread costs more in synchronisation than it adds in bandwidth (SmolLM2-135M, 2-core
-Zen 4, batch-1 decode: 12.8 ms on one thread, 21.6 ms on two); a large step is a few big GEMMs that
-two threads run 1.8x faster (see `quant` for the matmul table)."""
-
 
 class TorchModelBackend:
     """Runs `config.model` on `config.device` in `config.dtype`; see the module docstring.
@@ -95,7 +88,10 @@ class TorchModelBackend:
             return StepOutput(step_id=batch.step_id, sampled={})
         with self._one_step_at_a_time, torch.inference_mode():
             if self.device.type == "cpu":
-                torch.set_num_threads(1 if batch.num_tokens <= SMALL_STEP_TOKENS else self._cpu_threads)
+                # every step on all the threads torch had when the backend was built: whichever worker
+                # thread runs it, and even for one token (2-core Zen 4, SmolLM2-135M: batch-1 decode
+                # 107 tok/s on two threads, 78 on one, 2026-11-30; one OpenMP team in the process)
+                torch.set_num_threads(self._cpu_threads)
             inputs = build_step_inputs(batch, self.block_size, self.device)
             self.attention.prepare(inputs.context)
             with self.model.context.bind(inputs.context):

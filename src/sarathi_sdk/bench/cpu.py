@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 
 from .. import Engine, RequestOutput, SamplingParams, hookimpl
+from .llamacpp import llamacpp_rates
 from .model_cost import bytes_per_decode_token
 from .records import final_metrics
 from .runner import BackendProbe
@@ -65,30 +66,6 @@ async def prefill_rate(engine: Engine, length: int) -> float:
     if ttft is None:
         raise ValueError("the prefill produced no token")
     return length / ttft
-
-
-def llamacpp_rates(model_path: str, threads: int, repeats: int) -> dict[str, float] | None:
-    """llama.cpp's batch-1 decode and 1024-token prefill tokens/s, or None without llama-cpp-python."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return None
-    llm = Llama(model_path=model_path, n_ctx=2048, n_batch=1024, n_threads=threads, verbose=False)
-    decode, prefill = [], []
-    for _ in range(repeats):
-        llm.reset()
-        llm.eval(token_prompt(PROMPT_LEN, 0))
-        steps = []
-        for i in range(DECODE_TOKENS):
-            start = time.perf_counter()
-            llm.eval([1 + i])
-            steps.append(time.perf_counter() - start)
-        decode.append(1 / statistics.median(steps))
-        llm.reset()
-        start = time.perf_counter()
-        llm.eval(token_prompt(1024, 99))
-        prefill.append(1024 / (time.perf_counter() - start))
-    return {"decode_tok_s": statistics.median(decode), "prefill_tok_s": statistics.median(prefill)}
 
 
 def copy_bandwidth(threads: int) -> float:
@@ -177,7 +154,8 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
         ours = engines["sarathi"]
         for _ in range(repeats):
             for threads in (1, 2):
-                rates = llamacpp_rates(gguf, threads, 1)
+                rates = llamacpp_rates(gguf, threads, 1, token_prompt(PROMPT_LEN, 0), token_prompt(1024, 99),
+                                       DECODE_TOKENS)
                 if rates is not None:
                     results.setdefault(f"llamacpp_{threads}t", []).append(rates)
             results.setdefault("decode_b1", []).append(await decode_rate(ours, 1))
