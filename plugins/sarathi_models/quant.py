@@ -11,10 +11,12 @@ shapes, all 121 linear layers of a step, 2026-11-24, one thread / two threads):
     4      18.6 / 12.3 ms   13.1 / 7.7 ms   17.2 / 9.3 ms
     16     32.6 / 18.8 ms   51.1 / 25.8 ms  67.2 / 33.4 ms
 
-The quantized kernels lose from about 8 rows on, where the bf16 GEMM is compute-bound and theirs is
-not, so a quantized `Linear` keeps its bf16 weight as well and takes the quantized kernel only for
-steps of at most `QUANTIZED_MAX_ROWS` rows (decode-only steps of small batches); prefill chunks and
-large batches run the bf16 GEMM. The quantized kernels need bf16 activations: an fp32 model never
+In the engine the crossover is later than this table suggests: decode tok/s of the default model with
+the int4 kernel up to 4 rows, against up to 16 (2 threads, one OpenMP team, 2026-11-30, two
+alternations): batch 6 200 / 293, batch 8 256 / 358, batch 12 287-342 / 386, batch 16 348-416 /
+405-407. So a quantized `Linear` keeps its bf16 weight as well and takes the quantized kernel for
+steps of at most `QUANTIZED_MAX_ROWS` rows (decode-only steps of up to 16 sequences); prefill chunks
+and larger steps run the bf16 GEMM, compute-bound, where the quantized kernels lose. The quantized kernels need bf16 activations: an fp32 model never
 takes them (its int4 kernel is 50x slower than bf16 here) and stays exact.
 
 The int4 form is the kernel's: `w = (q - 8) * scale + zero`, q in 0..15, per group of 32 along the
@@ -39,8 +41,8 @@ import torch
 from sarathi_sdk import ConfigError
 
 GROUP_SIZE = 32
-QUANTIZED_MAX_ROWS = 4
-"""Steps with more rows than this run the bf16 GEMM (see the table in the module docstring)."""
+QUANTIZED_MAX_ROWS = 16
+"""Steps with more rows than this run the bf16 GEMM (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
