@@ -31,12 +31,12 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from . import RequestOutput
 from .bench import commands as bench_commands
 from .config import EngineConfig
 from .engine import Engine
 from .errors import ConfigError, InvalidRequestError, SarathiError
 from .interfaces import Tokenizer
+from .output import RequestOutput
 from .plugins import PluginManager
 from .sampling import SamplingParams
 from .serve import commands as serve_commands

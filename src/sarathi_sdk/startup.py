@@ -10,6 +10,7 @@ Imports anyio, the standard library, the contract modules and the plugin manager
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Set
 from typing import Any
 
@@ -41,18 +42,18 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
     """Build everything; on failure the backend, if built, is closed again."""
     plugins = PluginManager(config)
     hook = plugins.hook
+    registries = plugins.registries()
     tokenizer = None
     if given_backend is None or config.model is not None:
-        resolved = await anyio.to_thread.run_sync(lambda: hook.sarathi_resolve_model(config=config))
+        resolved = await anyio.to_thread.run_sync(functools.partial(hook.sarathi_resolve_model, config=config))
         if resolved is not None:
             config = dataclasses.replace(config, model=resolved)
         tokenizer = hook.sarathi_make_tokenizer(config=config)
     backend = given_backend
     if backend is None:
-        registries, sampler = plugins.registries(), hook.sarathi_make_sampler(config=config)
-        made = config
-        backend = _required(await anyio.to_thread.run_sync(
-            lambda: hook.sarathi_make_backend(config=made, registries=registries, sampler=sampler)), "model backend")
+        sampler = hook.sarathi_make_sampler(config=config)
+        make = functools.partial(hook.sarathi_make_backend, config=config, registries=registries, sampler=sampler)
+        backend = _required(await anyio.to_thread.run_sync(make), "model backend")
     try:
         spec = backend.kv_cache_spec(config)
         config = _apply_default_budget(config, spec, given_options)
@@ -66,7 +67,7 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
             config = dataclasses.replace(config, token_budget=budget, tbt_slo=None)
         kv = _required(hook.sarathi_make_kv_cache_manager(config=config, num_blocks=num_blocks), "KV-cache manager")
         policy = _required(hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv,
-                                                          registries=plugins.registries()), "batch policy")
+                                                          registries=registries), "batch policy")
     except BaseException:
         backend.close()
         raise

@@ -46,6 +46,36 @@ class StallingBackend(FakeBackend):
         return super().execute(batch)
 
 
+class OverlapCheckingBackend(FakeBackend):
+    """Records, at each step's start, any request already inside a step still executing, and how many
+    steps ran at once: what `pipeline_parallel_size` > 1 must never do, and must do."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._lock = threading.Lock()
+        self._executing: list[set[str]] = []
+        self.overlaps: list[set[str]] = []
+        self.max_concurrent = 0
+
+    def execute(self, batch):
+        ids = set(batch.request_ids)
+        with self._lock:
+            self.overlaps += [ids & other for other in self._executing if ids & other]
+            self._executing.append(ids)
+            self.max_concurrent = max(self.max_concurrent, len(self._executing))
+        try:
+            return super().execute(batch)
+        finally:
+            with self._lock:
+                self._executing.remove(ids)
+
+
+def drained(engine) -> bool:
+    """Nothing waiting or running and every KV block free: where an engine must be after its requests end."""
+    stats = engine.stats()
+    return (stats.num_waiting, stats.num_running) == (0, 0) and stats.kv_blocks_free == stats.kv_blocks_total
+
+
 async def wait_for(condition, timeout: float = TIMEOUT) -> None:
     """Poll until `condition()` holds, failing the test after `timeout` seconds."""
     with anyio.fail_after(timeout):

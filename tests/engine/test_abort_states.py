@@ -8,7 +8,7 @@ import pytest
 
 from sarathi_sdk import Engine, SamplingParams, hookimpl
 from sarathi_sdk.testing import FakeBackend
-from tests.engine.conftest import TIMEOUT, StallingBackend, spawn, wait_for
+from tests.engine.conftest import TIMEOUT, StallingBackend, drained, spawn, wait_for
 
 pytestmark = pytest.mark.loops("asyncio", "trio")
 
@@ -38,15 +38,10 @@ async def consume(stream) -> list:
     return [o async for o in stream]
 
 
-def all_free(engine) -> bool:
-    stats = engine.stats()
-    return stats.kv_blocks_free == stats.kv_blocks_total and stats.num_running == stats.num_waiting == 0
-
-
 async def settle(engine, log: StepLog, mark: int) -> None:
     """Wait until the victim's blocks are free; the one step that may end after the abort is the one it
     was in flight in, and that step already ends with every block free."""
-    await wait_for(lambda: all_free(engine))
+    await wait_for(lambda: drained(engine))
     await anyio.sleep(0.02)  # room for a (wrong) further step to show up
     after = log.ends[mark:]
     assert len(after) <= 1
@@ -70,7 +65,7 @@ async def test_abort_while_waiting():
             mark = len(log.ends)
             await wait_for(lambda: len(log.ends) > mark + 3)  # the engine goes on with the blocker alone
             await blocker.aclose()
-            await wait_for(lambda: all_free(engine))
+            await wait_for(lambda: drained(engine))
             assert log.with_request("v") == []
 
 
@@ -142,4 +137,4 @@ async def test_abort_while_preempted():
             assert (await victim.result())[-1].finish_reason == "abort"
             assert (await first.result())[-1].finish_reason == "length"
             assert log.with_request("v", since=mark) == []
-            assert all_free(engine)
+            assert drained(engine)

@@ -8,14 +8,16 @@ import anyio
 import pytest
 
 from sarathi_sdk import SamplingParams
-from tests.engine.conftest import TIMEOUT, fake_engine, spawn, wait_for
+from tests.engine.conftest import TIMEOUT, drained, fake_engine, spawn, wait_for
 
 pytestmark = pytest.mark.loops("asyncio", "trio")
 
 
-def all_free(engine) -> bool:
-    s = engine.stats()
-    return s.kv_blocks_free == s.kv_blocks_total and s.num_running == 0 and s.num_waiting == 0
+async def assert_freed_and_serving(engine) -> None:
+    """The cancelled request's blocks come back, and the engine serves the next request."""
+    await wait_for(lambda: drained(engine))
+    done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
+    assert done.finish_reason == "length"
 
 
 async def test_break_out_of_async_for_frees_every_block():
@@ -24,7 +26,7 @@ async def test_break_out_of_async_for_frees_every_block():
             async for _ in engine.generate(list(range(1, 100)), SamplingParams(max_tokens=1000)):
                 assert engine.stats().kv_blocks_free < engine.stats().kv_blocks_total
                 break
-            await wait_for(lambda: all_free(engine))
+            await wait_for(lambda: drained(engine))
 
 
 async def test_aclose_aborts_and_frees():
@@ -33,7 +35,7 @@ async def test_aclose_aborts_and_frees():
             stream = engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000))
             await anext(stream)
             await stream.aclose()
-            await wait_for(lambda: all_free(engine))
+            await wait_for(lambda: drained(engine))
 
 
 @pytest.mark.loops("asyncio")  # asyncio's own task.cancel(); the loop-neutral form is the cancel scope below
@@ -50,9 +52,7 @@ async def test_cancelling_the_consuming_task_aborts_and_frees():
             await started.wait()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await wait_for(lambda: all_free(engine))
-            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
-            assert done.finish_reason == "length"
+            await assert_freed_and_serving(engine)
 
 
 async def test_cancelling_the_scope_around_the_consumer_aborts_and_frees():
@@ -71,9 +71,7 @@ async def test_cancelling_the_scope_around_the_consumer_aborts_and_frees():
                 await started.wait()
                 scope.cancel()
             assert scope.cancelled_caught
-            await wait_for(lambda: all_free(engine))
-            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
-            assert done.finish_reason == "length"
+            await assert_freed_and_serving(engine)
 
 
 async def test_cancelling_the_scope_in_the_consuming_task_itself_aborts_and_frees():
@@ -84,9 +82,7 @@ async def test_cancelling_the_scope_in_the_consuming_task_itself_aborts_and_free
                 async for _ in engine.generate(list(range(1, 50)), SamplingParams(max_tokens=1000)):
                     scope.cancel()
             assert scope.cancelled_caught
-            await wait_for(lambda: all_free(engine))
-            done = await engine.complete([1, 2], SamplingParams(max_tokens=3))
-            assert done.finish_reason == "length"
+            await assert_freed_and_serving(engine)
 
 
 async def test_abort_by_id_ends_the_stream_with_abort():
@@ -98,7 +94,7 @@ async def test_abort_by_id_ends_the_stream_with_abort():
             outputs = [o async for o in stream]
             assert outputs[-1].finished and outputs[-1].finish_reason == "abort"
             assert outputs[-1].metrics is not None
-            await wait_for(lambda: all_free(engine))
+            await wait_for(lambda: drained(engine))
 
 
 async def test_cancelling_one_stream_leaves_the_others_intact():

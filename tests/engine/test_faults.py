@@ -10,15 +10,9 @@ import anyio
 import pytest
 
 from sarathi_sdk import ConfigError, Engine, EngineConfig, EngineDeadError, EngineState, SamplingParams
-from tests.engine.conftest import TIMEOUT, StallingBackend, fake_engine, gather, spawn, wait_for
+from tests.engine.conftest import TIMEOUT, StallingBackend, drained, fake_engine, gather, spawn, wait_for
 
 pytestmark = pytest.mark.loops("asyncio", "trio")
-
-
-def assert_drained(engine) -> None:
-    stats = engine.stats()
-    assert (stats.num_waiting, stats.num_running) == (0, 0)
-    assert stats.kv_blocks_free == stats.kv_blocks_total
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, math.inf, math.nan, True, "600"])
@@ -46,13 +40,13 @@ async def test_a_failing_step_ends_every_stream_and_frees_every_block(pipeline_p
             assert all(isinstance(r, EngineDeadError) for r in results), results
             assert all("failure requested at step 6" in str(r) for r in results)
             assert engine.state is EngineState.DEAD
-            assert_drained(engine)
+            assert drained(engine)
             with pytest.raises(EngineDeadError):
                 await engine.check_health()
             with pytest.raises(EngineDeadError):
                 await engine.complete([1])
     assert engine.state is EngineState.CLOSED
-    assert_drained(engine)
+    assert drained(engine)
 
 
 async def test_a_stalled_step_trips_the_watchdog():
@@ -71,7 +65,7 @@ async def test_a_stalled_step_trips_the_watchdog():
             assert waited < 5
             with pytest.raises(EngineDeadError, match="step_timeout"):
                 await engine.check_health()
-            assert_drained(engine)
+            assert drained(engine)
             closing = time.perf_counter()
             await engine.close()  # does not wait for the stuck worker thread
             assert time.perf_counter() - closing < 1.0
@@ -99,7 +93,7 @@ async def test_close_while_a_step_is_in_flight_waits_for_it_and_frees_its_blocks
             await wait_for(backend.stalled.is_set)
             await engine.close()
             assert (await task.result()).finish_reason == "abort"
-        assert_drained(engine)
+        assert drained(engine)
 
 
 async def _consume(stream):

@@ -10,15 +10,9 @@ import anyio.to_thread
 import pytest
 
 from sarathi_sdk import EngineDeadError, EngineState, EngineStateError, SamplingParams
-from tests.engine.conftest import TIMEOUT, fake_engine, reference_tokens, spawn
+from tests.engine.conftest import TIMEOUT, drained, fake_engine, reference_tokens, spawn
 
 pytestmark = pytest.mark.loops("asyncio", "trio")
-
-
-def assert_drained(engine) -> None:
-    stats = engine.stats()
-    assert (stats.num_waiting, stats.num_running) == (0, 0)
-    assert stats.kv_blocks_free == stats.kv_blocks_total
 
 
 async def test_check_health_through_the_lifecycle():
@@ -67,7 +61,7 @@ async def test_close_ends_streams_in_every_state_with_abort_and_leaves_true_stat
         for outputs in finals:
             assert outputs[-1].finished and outputs[-1].finish_reason == "abort"
             assert outputs[-1].metrics is not None
-        assert_drained(engine)  # stats after close: the final numbers, and true
+        assert drained(engine)  # stats after close: the final numbers, and true
 
 
 async def _collect(stream):
@@ -90,7 +84,7 @@ async def test_use_after_close_is_a_state_error_but_stats_answers():
                 await use()
         await engine.close()  # idempotent
         assert engine.stats().num_steps == steps == 3
-        assert_drained(engine)
+        assert drained(engine)
 
 
 async def test_abort_of_an_unknown_id_is_harmless():
@@ -111,6 +105,17 @@ async def test_abort_on_a_dead_engine_is_harmless():
             await engine.abort("r")
 
 
+async def assert_dead_of_cancellation(stream, engine) -> None:
+    """The open stream ends with `EngineDeadError` naming the cancellation, the engine says it is dead,
+    and every block is back."""
+    with pytest.raises(EngineDeadError, match="cancelled before close"):
+        async for _ in stream:
+            pass
+    with pytest.raises(EngineDeadError):
+        await engine.check_health()
+    assert drained(engine)
+
+
 async def test_a_step_loop_cancelled_from_outside_is_a_dead_engine_not_a_hang():
     """As when an app cancels every task at shutdown, or its event loop ends, before close()."""
     with anyio.fail_after(TIMEOUT):
@@ -118,12 +123,7 @@ async def test_a_step_loop_cancelled_from_outside_is_a_dead_engine_not_a_hang():
             stream = engine.generate([1, 2, 3], SamplingParams(max_tokens=1000))
             await anext(stream)
             engine._parts.tasks._task_group.cancel_scope.cancel()  # the task group the step loop runs in
-            with pytest.raises(EngineDeadError, match="cancelled before close"):
-                async for _ in stream:
-                    pass
-            with pytest.raises(EngineDeadError):
-                await engine.check_health()
-            assert_drained(engine)
+            await assert_dead_of_cancellation(stream, engine)
 
 
 @pytest.mark.loops("asyncio")  # asyncio's own way out: cancelling tasks it did not start; trio has none
@@ -136,12 +136,7 @@ async def test_cancelling_every_other_task_is_a_dead_engine_not_a_hang():
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
-            with pytest.raises(EngineDeadError, match="cancelled before close"):
-                async for _ in stream:
-                    pass
-            with pytest.raises(EngineDeadError):
-                await engine.check_health()
-            assert_drained(engine)
+            await assert_dead_of_cancellation(stream, engine)
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "trio"])
@@ -185,4 +180,4 @@ async def test_an_engine_used_from_a_loop_in_another_thread_says_so_and_stays_he
             await engine.check_health()
             done = await engine.complete([5, 6], SamplingParams(max_tokens=3))
             assert list(done.token_ids) == reference_tokens([5, 6], 3)
-            assert_drained(engine)
+            assert drained(engine)

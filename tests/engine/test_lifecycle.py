@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import anyio
 import pytest
 
@@ -17,7 +15,7 @@ from sarathi_sdk import (
     SamplingParams,
 )
 from sarathi_sdk.testing import FakeBackend
-from tests.engine.conftest import TIMEOUT, fake_engine, gather, wait_for
+from tests.engine.conftest import TIMEOUT, OverlapCheckingBackend, fake_engine, gather, wait_for
 
 pytestmark = pytest.mark.loops("asyncio", "trio")
 
@@ -101,31 +99,8 @@ async def test_backend_failure_ends_every_stream_with_engine_dead():
     assert engine.state is EngineState.CLOSED
 
 
-class OverlapWatchingBackend(FakeBackend):
-    """Notes which requests its concurrent `execute` calls hold, and how many ran at once."""
-
-    def __init__(self, **options) -> None:
-        super().__init__(**options)
-        self._lock = threading.Lock()
-        self._executing: list[set[str]] = []
-        self.shared: list[set[str]] = []
-        self.max_concurrent = 0
-
-    def execute(self, batch):
-        ids = set(batch.request_ids)
-        with self._lock:
-            self.shared += [ids & other for other in self._executing if ids & other]
-            self._executing.append(ids)
-            self.max_concurrent = max(self.max_concurrent, len(self._executing))
-        try:
-            return super().execute(batch)
-        finally:
-            with self._lock:
-                self._executing.remove(ids)
-
-
 async def test_pipeline_keeps_several_batches_in_flight_without_sharing_requests():
-    backend = OverlapWatchingBackend(step_delay=0.005)
+    backend = OverlapCheckingBackend(step_delay=0.005)
     with anyio.fail_after(TIMEOUT):
         async with Engine(backend=backend, pipeline_parallel_size=2, token_budget=16) as engine:
             results = await gather(
@@ -139,7 +114,7 @@ async def test_pipeline_keeps_several_batches_in_flight_without_sharing_requests
             )
     assert [r.token_ids for r in results] == [r.token_ids for r in serial]
     assert backend.max_concurrent == 2  # two batches did execute at once
-    assert backend.shared == []  # and batches executing together never shared a request
+    assert backend.overlaps == []  # and batches executing together never shared a request
 
 
 def test_an_unstarted_engine_says_so():

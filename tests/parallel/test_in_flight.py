@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
-from sarathi_sdk import Engine, SamplingParams, ScheduledBatch, StepOutput
-from sarathi_sdk.testing import FakeBackend
-
-
-class OverlapCheckingBackend(FakeBackend):
-    """Records, at each step's start, any request already inside a step still executing."""
-
-    def __init__(self) -> None:
-        super().__init__(step_delay=0.002)
-        self._lock = threading.Lock()
-        self._executing: list[set[str]] = []
-        self.overlaps: list[set[str]] = []
-        self.max_concurrent = 0
-
-    def execute(self, batch: ScheduledBatch) -> StepOutput:
-        ids = set(batch.request_ids)
-        with self._lock:
-            self.overlaps += [ids & other for other in self._executing if ids & other]
-            self._executing.append(ids)
-            self.max_concurrent = max(self.max_concurrent, len(self._executing))
-        try:
-            return super().execute(batch)
-        finally:
-            with self._lock:
-                self._executing.remove(ids)
+from sarathi_sdk import Engine, SamplingParams
+from tests.engine.conftest import OverlapCheckingBackend
 
 
 @pytest.mark.parametrize("scheduler", ["sarathi", "vllm", "orca", "static"])
 async def test_no_request_is_in_two_batches_in_flight(scheduler):
-    backend = OverlapCheckingBackend()
+    backend = OverlapCheckingBackend(step_delay=0.002)
     params = SamplingParams(max_tokens=12, ignore_eos=True)
     async with asyncio.timeout(60):
         async with Engine(backend=backend, scheduler=scheduler, pipeline_parallel_size=2, token_budget=16,
