@@ -1,4 +1,4 @@
-"""The fused CPU kernels of `csrc/cpu_ops.cpp`, compiled once per machine, with a torch fallback.
+"""The fused CPU kernels of `csrc/` (`cpu_ops.cpp` binds them), compiled once per machine, with a torch fallback.
 
 `kernels()` compiles the C++ file with torch's extension builder the first time it is called in a
 process (about 30 s on a 2-core machine, then cached under torch's extensions folder, so later
@@ -22,7 +22,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "csrc" / "cpu_ops.cpp"
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("cpu_ops.cpp", "quant_matmul.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
 
 
@@ -40,7 +40,7 @@ def kernels() -> ModuleType | None:
 
         return load(
             name="sarathi_cpu_ops",
-            sources=[str(SOURCE)],
+            sources=[str(path) for path in SOURCES],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffast-math"],
             extra_ldflags=["-fopenmp"],
             verbose=False,

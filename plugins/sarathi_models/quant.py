@@ -1,35 +1,32 @@
-"""Weight-only quantized matmuls for the CPU: grouped int4 and per-channel int8, kept beside the weights.
+"""Weight-only quantized matmuls for the CPU, kept beside the bf16 weights for steps of few rows.
 
 A decode step reads every weight for a handful of rows: its cost is bytes, so reading 4-bit weights
-instead of bf16 ones makes small-batch steps about 3x cheaper. torch ships the kernels
-(`_weight_int4pack_mm_for_cpu`, groups of 32 with a bf16 scale and zero each; `_weight_int8pack_mm`,
-one bf16 scale per output channel). Measured on this project's 2-core Zen 4 machine (SmolLM2-135M
-shapes, all 121 linear layers of a step, 2026-11-24, one thread / two threads):
+instead of bf16 ones makes small steps several times cheaper, if the kernel keeps up with memory.
 
-    rows   bf16 (mkldnn)    int4            int8
-    1      16.0 / 10.1 ms   7.6 / 4.3 ms    9.4 / 4.8 ms
-    4      18.6 / 12.3 ms   13.1 / 7.7 ms   17.2 / 9.3 ms
-    16     32.6 / 18.8 ms   51.1 / 25.8 ms  67.2 / 33.4 ms
+- `PackedWeight` (the CPU kernels' `quant_matmul`, `csrc/quant_matmul.cpp`): 4- or 8-bit unsigned codes
+  with an fp16 scale and minimum per group of 32 inputs, times activations quantized to int8 per group
+  of 32, multiplied as bytes with AVX-512 VNNI: llama.cpp's Q4_1 x Q8_1 arithmetic. GGUF's Q4_0, Q4_1
+  and Q8_0 map onto it exactly, fp16 scales included; the one rounding is the activation's int8 code.
+- `Int4Weight` (torch's `_weight_int4pack_mm_for_cpu`) where the CPU kernels did not build: it widens
+  the weights to bf16 first (bf16 scales, so GGUF's fp16 ones move by up to 2^-9).
+- `Int8Weight` (torch's `_weight_int8pack_mm`), one scale per output channel, for `quantization="int8"`.
 
-In the engine the crossover is later than this table suggests: decode tok/s of the default model with
-the int4 kernel up to 4 rows, against up to 16 (2 threads, one OpenMP team, 2026-11-30, two
-alternations): batch 6 200 / 293, batch 8 256 / 358, batch 12 287-342 / 386, batch 16 348-416 /
-405-407. So a quantized `Linear` keeps its bf16 weight as well and takes the quantized kernel for
-steps of at most `QUANTIZED_MAX_ROWS` rows (decode-only steps of up to 16 sequences); prefill chunks
-and larger steps run the bf16 GEMM, compute-bound, where the quantized kernels lose. The quantized kernels need bf16 activations: an fp32 model never
-takes them (its int4 kernel is 50x slower than bf16 here) and stays exact.
+Measured on this project's 2-core Zen 4 machine (2026-11-30, 2 threads, bf16 activations, weights
+resident in L3, microseconds per call; `quant_matmul` 4-bit / torch int4 / bf16 GEMM):
 
-The int4 form is the kernel's: `w = (q - 8) * scale + zero`, q in 0..15, per group of 32 along the
-input dimension. GGUF's Q4_0 (`d * (q - 8)`) and Q4_1 (`d * q + m` = `d * (q - 8) + (m + 8 d)`) map
-onto it without requantizing; the only change is the kernel's bf16 scale and zero where GGUF stores
-fp16 (7 instead of 10 mantissa bits: a relative error of at most 2^-9 per scale and zero), and the
-kernel rounding its dequantized weights to bf16: a weight moves by at most 2^-9 of
-(16 |d| + |m + 8 d| + 2 |w|) (pinned by `tests/models/test_quantization.py`). GGUF's
-Q8_0 (`d * q` per group of 32, which torch's per-channel int8 kernel cannot express) runs on the
-project's own fused kernel with its fp16 scales kept exactly (1.8 ms for SmolLM2's 49152 x 576 tied
-LM head at one row, against 3.5-6.4 ms in bf16).
+    shape (N x K)      1 row               4 rows              16 rows
+    960 x 576          10 / 42 / 66        23 / 78 / 81        74 / 147 / 103
+    3072 x 576         12 / 52 / 101       28 / 88 / 116       100 / 336 / 210
+    576 x 1536         7 / 30 / 56         17 / 50 / 63        58 / 169 / 114
+    49152 x 576        160 / 765 / 3259    394 / 1372 / 3720   1781 / 5451 / 5362
 
-Imports torch and the public `sarathi_sdk` API.
+In a batch-1 decode step of SmolLM2-135M the 120 layer matmuls read their 66 MB at 29 GB/s, the
+machine's read bandwidth (torch's int4: 17 GB/s). A quantized `Linear` takes the quantized kernel for
+steps of at most `QUANTIZED_MAX_ROWS` rows (decode-only steps); prefill chunks and larger steps run
+the bf16 GEMM, compute-bound. The quantized kernels need bf16 activations: an fp32 model never takes
+them and stays exact.
+
+Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
@@ -40,7 +37,11 @@ import torch
 
 from sarathi_sdk import ConfigError
 
+from .cpu_ops import kernels
+
 GROUP_SIZE = 32
+TILE = 16
+"""Output rows per tile of `PackedWeight`'s layout: one per 32-bit lane of a 512-bit register."""
 QUANTIZED_MAX_ROWS = 16
 """Steps with more rows than this run the bf16 GEMM (see the module docstring)."""
 
@@ -82,36 +83,48 @@ class Int8Weight:
 
 
 @dataclass(frozen=True, slots=True)
-class Q80Weight:
-    """A [N, K] weight in GGUF's Q8_0 form, for the fused CPU kernel `q8_0_matmul` (`cpu_ops`):
-    torch's own int8 kernel takes one scale per output channel, Q8_0 has one per group of 32."""
+class PackedWeight:
+    """A [N, K] weight as 4- or 8-bit codes for the CPU kernels' `quant_matmul` (see `pack_codes`)."""
 
-    q: torch.Tensor
-    """[N, K] int8."""
+    codes: torch.Tensor
+    """[ceil(N / 16), K / 32, bits, 64] uint8, see `pack_codes`."""
     scales: torch.Tensor
-    """[N, K / 32] fp32 (GGUF's fp16 scales, exactly)."""
+    """[ceil(N / 16), K / 32, 2, 16] fp16: per tile and group, the 16 rows' scales, then minimums."""
+    out_features: int
     kernels: object
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, K] bf16 -> x @ w.T [M, N] bf16."""
-        return self.kernels.q8_0_matmul(x, self.q, self.scales)  # type: ignore[attr-defined]
+        return self.kernels.quant_matmul(x, self.codes, self.scales, self.out_features)  # type: ignore[attr-defined]
 
     @property
     def nbytes(self) -> int:
-        return self.q.nbytes + self.scales.nbytes
+        return self.codes.nbytes + self.scales.nbytes
 
 
-QuantizedWeight = Int4Weight | Int8Weight | Q80Weight
+QuantizedWeight = Int4Weight | Int8Weight | PackedWeight
 
 
-def pack_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> Int4Weight:
-    """The weight `scale * q + minimum` as the kernel's int4 form.
+def pack_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> Int4Weight | PackedWeight:
+    """The weight `scale * q + minimum` for the fastest 4-bit kernel here: `quant_matmul` when the CPU
+    kernels built, else torch's. q [N, K] integers 0..15; scale, minimum [N, K / 32] float (GGUF Q4_1's
+    d and m; Q4_0 is m = -8 d)."""
+    _check_groups(q.shape[1])
+    fused = kernels()
+    if fused is not None:
+        return pack_codes(q, scale, minimum, bits=4, fused=fused)
+    return torch_int4(q, scale, minimum)
 
-    q [N, K] integers 0..15; scale, minimum [N, K / 32] float (GGUF Q4_1's d and m; Q4_0 is m = -8 d).
-    """
-    n, k = q.shape
-    if k % GROUP_SIZE:
-        raise ConfigError(f"int4 needs an input size that is a multiple of {GROUP_SIZE}, got {k}")
+
+def pack_q8_0(q: torch.Tensor, scale: torch.Tensor, fused: object) -> PackedWeight:
+    """GGUF Q8_0's `scale * q` (q [N, K] int8, scale [N, K / 32]) as codes q + 128 with minimum -128 scale."""
+    _check_groups(q.shape[1])
+    codes = (q.to(torch.int16) + 128).to(torch.uint8)  # [N, K]
+    return pack_codes(codes, scale, -128 * scale.to(torch.float16), bits=8, fused=fused)
+
+
+def torch_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> Int4Weight:
+    """torch's form of `scale * q + minimum`: `(q - 8) * scale + zero` with zero = minimum + 8 scale."""
     scale32 = scale.float()  # [N, G]
     zero32 = minimum.float() + 8 * scale32  # [N, G]
     scales_and_zeros = torch.stack((scale32, zero32), dim=-1).transpose(0, 1).contiguous()  # [G, N, 2]
@@ -119,14 +132,44 @@ def pack_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> In
     return Int4Weight(packed=packed, scales_and_zeros=scales_and_zeros.to(torch.bfloat16))
 
 
-def quantize_int4(weight: torch.Tensor) -> Int4Weight:
-    """Round-to-nearest asymmetric int4 of a float weight [N, K], groups of 32 along K."""
-    n, k = weight.shape
+def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, bits: int, fused: object) -> PackedWeight:
+    """codes [N, K] (unsigned, < 2^bits), scale and minimum [N, K / 32] in `quant_matmul`'s layout:
+    output rows in tiles of 16 (the last one padded with zero codes and scales), scales in fp16.
+
+    4-bit: chunk s (0..3) of a tile's group holds inputs 4s..4s+3 of each row in its low nibbles and
+    4(s+4)..4(s+4)+3 in its high ones; 8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
+    """
+    n, k = codes.shape
+    tiles, groups = -(-n // TILE), k // GROUP_SIZE
+    pad = tiles * TILE - n
+    padded = torch.nn.functional.pad(codes.to(torch.uint8), (0, 0, 0, pad))  # [T * 16, K]
+    quads = padded.view(tiles, TILE, groups, 8, 4)  # [T, lane, G, quad, j]
+    if bits == 4:
+        quads = quads[:, :, :, :4] | (quads[:, :, :, 4:] << 4)  # [T, lane, G, 4, 4]
+    tiled = quads.permute(0, 2, 3, 1, 4).reshape(tiles, groups, bits, 4 * TILE)  # [T, G, bits, 64]
+
+    def per_tile(values: torch.Tensor) -> torch.Tensor:  # [N, G] -> [T, G, 16] fp16
+        padded_values = torch.nn.functional.pad(values.to(torch.float16), (0, 0, 0, pad))  # [T * 16, G]
+        return padded_values.view(tiles, TILE, groups).transpose(1, 2)
+
+    scales = torch.stack((per_tile(scale), per_tile(minimum)), dim=2).contiguous()  # [T, G, 2, 16]
+    return PackedWeight(codes=tiled.contiguous(), scales=scales, out_features=n, kernels=fused)
+
+
+def _check_groups(k: int) -> None:
     if k % GROUP_SIZE:
-        raise ConfigError(f"int4 needs an input size that is a multiple of {GROUP_SIZE}, got {k}")
+        raise ConfigError(f"quantized weights need an input size that is a multiple of {GROUP_SIZE}, got {k}")
+
+
+def quantize_int4(weight: torch.Tensor) -> Int4Weight | PackedWeight:
+    """Round-to-nearest asymmetric int4 of a float weight [N, K], groups of 32 along K; the scale and
+    minimum are rounded to fp16 first (as GGUF stores them), so the codes fit the stored values."""
+    n, k = weight.shape
+    _check_groups(k)
     groups = weight.float().view(n, k // GROUP_SIZE, GROUP_SIZE)  # [N, G, 32]
     low, high = groups.amin(dim=-1), groups.amax(dim=-1)  # [N, G]
-    scale = ((high - low) / 15).clamp_min(1e-12)  # [N, G]
+    low = low.half().float()  # [N, G]
+    scale = ((high - low) / 15).clamp_min(2.0**-14).half().float()  # [N, G], a normal fp16
     q = ((groups - low[..., None]) / scale[..., None]).round().clamp(0, 15)  # [N, G, 32]
     return pack_int4(q.view(n, k), scale, low)
 

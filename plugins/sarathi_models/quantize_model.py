@@ -1,8 +1,8 @@
 """Give a loaded model's linear layers their quantized form, as `EngineConfig.quantization` asks.
 
 - "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q8_0 (the converted folder's
-  `quantized.safetensors`) get the int4 kernel or the fused Q8_0 kernel, exactly as stored (the
-  embedding's Q8_0 form serves the tied LM head); every other weight stays as loaded.
+  `quantized.safetensors`) get a quantized kernel, exactly as stored (the embedding's Q8_0 form serves
+  the tied LM head; Q8_0 needs the CPU kernels); every other weight stays as loaded.
 - "int4" / "int8": as "auto", and every other linear weight (the tied LM head included) is quantized
   round-to-nearest: int4 in groups of 32, int8 per output channel.
 - "none": nothing is quantized.
@@ -28,7 +28,7 @@ from .cpu_ops import cpu_kernels
 from .gguf_weights import QUANTIZED_FILE
 from .layers import Linear, MergedLinear
 from .protocols import CausalLM
-from .quant import Q80Weight, QuantizedWeight, pack_int4, quantize_int4, quantize_int8
+from .quant import QuantizedWeight, pack_int4, pack_q8_0, quantize_int4, quantize_int8
 
 TIED_HEAD = "model.embed_tokens"
 """The embedding's module name: with tied embeddings its stored form is the LM head's."""
@@ -96,7 +96,7 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
                 found[module_name] = pack_int4(q, scale, minimum)
             elif fused is not None:
                 q, scale = _stacked(handle, names, ".q8"), _stacked(handle, names, ".q8_scale")
-                found[module_name] = Q80Weight(q=q, scales=scale.float(), kernels=fused)
+                found[module_name] = pack_q8_0(q, scale, fused)
     return found
 
 

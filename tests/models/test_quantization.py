@@ -1,5 +1,6 @@
-"""Quantized weights: GGUF blocks kept as stored reproduce `gguf.quants.dequantize`, the int4 kernel
-stays within its documented bf16 rounding, and the loader attaches them as `quantization` asks."""
+"""Quantized weights: GGUF blocks kept as stored reproduce `gguf.quants.dequantize`, through the
+project's packed kernel (up to the bf16 output's rounding) and torch's int4 kernel (within its
+documented bf16 rounding), and the loader attaches them as `quantization` asks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from sarathi_models.cpu_ops import kernels
 from sarathi_models.gguf_weights import split_q4_blocks, split_q8_0_blocks
-from sarathi_models.quant import pack_int4, quantize_int4, quantize_int8
+from sarathi_models.quant import PackedWeight, pack_int4, pack_q8_0, quantize_int4, quantize_int8, torch_int4
 from sarathi_sdk import ConfigError, EngineConfig
 from tests.models.helpers import make_backend
 
@@ -34,21 +35,44 @@ def test_q8_0_blocks_split_into_scale_and_q_reproduce_dequantize_exactly():
     np.testing.assert_array_equal(ours, gguf.quants.dequantize(raw, Q.Q8_0))
 
 
+needs_kernels = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
+EYE = torch.eye(128, dtype=torch.bfloat16)
+"""x = I recovers the weights: a one-hot group quantizes to int8 exactly (code 127, scale 1/127)."""
+
+
 @pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1])
-def test_int4_kernel_reproduces_gguf_weights_within_bf16_scale_rounding(qtype):
-    """The kernel keeps d and m + 8d in bf16 and rounds (q - 8) * d, the weight and its output to bf16:
-    each rounding moves a value by at most 2^-9 of itself, so a weight may move by 2^-9 of
+def test_torch_int4_kernel_reproduces_gguf_weights_within_bf16_scale_rounding(qtype):
+    """torch's kernel keeps d and m + 8d in bf16 and rounds (q - 8) * d, the weight and its output to
+    bf16: each rounding moves a value by at most 2^-9 of itself, so a weight may move by 2^-9 of
     (16 |d| + |m + 8d| + 2 |w|), and no more."""
     raw = gguf.quants.quantize(WEIGHT, qtype)
     q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
-    packed = pack_int4(torch.from_numpy(q.astype(np.int32)), torch.from_numpy(scale), torch.from_numpy(minimum))
-    got = packed.matmul(torch.eye(128, dtype=torch.bfloat16)).float().T  # [N, K]: the weights back
+    packed = torch_int4(torch.from_numpy(q.astype(np.int32)), torch.from_numpy(scale), torch.from_numpy(minimum))
+    got = packed.matmul(EYE).float().T  # [N, K]: the weights back
     want = torch.from_numpy(gguf.quants.dequantize(raw, qtype))  # [N, K]
     d = torch.from_numpy(scale.astype(np.float32)).repeat_interleave(32, dim=1)  # [N, K]
     zero = torch.from_numpy(minimum.astype(np.float32)).repeat_interleave(32, dim=1) + 8 * d
     bound = 2.0**-9 * (16 * d.abs() + zero.abs() + 2 * want.abs()) + 1e-7
     assert ((got - want).abs() <= bound).all()
     assert (got - want).abs().max() > 0  # the rounding is real: the bound above is what is tested
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q8_0])
+def test_packed_kernel_reproduces_gguf_weights_up_to_the_bf16_output(qtype):
+    """fp16 scales kept as stored, codes exact: only the bf16 output rounds (by 2^-8 of the weight)."""
+    raw = gguf.quants.quantize(WEIGHT, qtype)
+    if qtype == Q.Q8_0:
+        q8, scale = split_q8_0_blocks(raw)
+        packed = pack_q8_0(torch.from_numpy(q8.copy()), torch.from_numpy(scale), kernels())
+    else:
+        q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
+        packed = pack_int4(torch.from_numpy(q.astype(np.int32)), torch.from_numpy(scale), torch.from_numpy(minimum))
+    assert isinstance(packed, PackedWeight)
+    got = packed.matmul(EYE).float().T  # [N, K]
+    want = torch.from_numpy(gguf.quants.dequantize(raw, qtype))  # [N, K]
+    assert ((got - want).abs() <= 2.0**-8 * want.abs() + 1e-7).all()
+    assert torch.allclose(packed.matmul(EYE.float()).T, want, rtol=2.0**-20, atol=1e-7)  # fp32: to its rounding
 
 
 def test_rtn_int4_and_int8_stay_within_half_a_step_and_the_bf16_rounding():
@@ -61,16 +85,6 @@ def test_rtn_int4_and_int8_stay_within_half_a_step_and_the_bf16_rounding():
     step8 = w.abs().amax(dim=1, keepdim=True) / 127  # [N, 1]
     # half a step, plus the bf16 scale's rounding times up to 127 steps, plus the bf16 output's
     assert ((int8 - w).abs() <= step8 / 2 + 127 * 2.0**-9 * step8 + 2.0**-8 * w.abs()).all()
-
-
-@pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
-def test_q8_0_kernel_is_the_stored_weights_matmul():
-    raw = gguf.quants.quantize(WEIGHT, Q.Q8_0)
-    q, scale = split_q8_0_blocks(raw)
-    x = torch.randn(3, 128)  # [M, K] fp32
-    got = kernels().q8_0_matmul(x, torch.from_numpy(q.copy()), torch.from_numpy(scale.astype(np.float32)))
-    want = x.double() @ torch.from_numpy(gguf.quants.dequantize(raw, Q.Q8_0)).double().T  # [M, N]
-    assert torch.allclose(got.double(), want, atol=1e-5, rtol=1e-5)
 
 
 def test_int4_and_int8_requantize_every_linear_layer_in_bf16(checkpoint):

@@ -12,7 +12,8 @@
 // Scalar types: float and bfloat16 (the CPU backend's two dtypes). Bound with pybind11 by
 // `cpu_ops.py`, which compiles this file once per machine.
 
-#include <torch/extension.h>
+#include "ops.h"
+
 #include <ATen/Parallel.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -255,46 +256,6 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
   });
 }
 
-// x [M, K] (fp32) times the transposed GGUF Q8_0 weight: q [N, K] int8, d [N, K / 32] fp32, w = d * q.
-template <typename T>
-void q8_0_matmul_impl(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d, at::Tensor& out) {
-  const int64_t m = x.size(0), k = x.size(1), n = q.size(0), groups = k / 32;
-  const float* xp = x.data_ptr<float>();
-  const int8_t* qp = q.data_ptr<int8_t>();
-  const float* dp = d.data_ptr<float>();
-  T* op = out.data_ptr<T>();
-  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int8_t* qr = qp + r * k;
-      const float* dr = dp + r * groups;
-      for (int64_t i = 0; i < m; ++i) {
-        const float* xr = xp + i * k;
-#if defined(__AVX512F__)
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t g = 0; g < groups; ++g) {
-          const __m128i* bytes = reinterpret_cast<const __m128i*>(qr + g * 32);
-          const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(bytes)));
-          const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(bytes + 1)));
-          const __m512 dot = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xr + g * 32 + 16),
-                                             _mm512_mul_ps(lo, _mm512_loadu_ps(xr + g * 32)));
-          acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[g]), dot, acc);
-        }
-        op[i * n + r] = from_float<T>(_mm512_reduce_add_ps(acc));
-        continue;
-#endif
-        float total = 0.f;
-        for (int64_t g = 0; g < groups; ++g) {
-          float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t j = 0; j < 32; ++j) dot += static_cast<float>(qr[g * 32 + j]) * xr[g * 32 + j];
-          total += dr[g] * dot;
-        }
-        op[i * n + r] = from_float<T>(total);
-      }
-    }
-  });
-}
-
 void check_dtype(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
@@ -358,22 +319,8 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   return out;
 }
 
-at::Tensor q8_0_matmul(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d) {
-  check_dtype(x, "x");
-  TORCH_CHECK(x.dim() == 2 && q.dim() == 2 && x.size(1) == q.size(1) && q.size(1) % 32 == 0,
-              "x [M, K] and q [N, K] with K a multiple of 32 expected");
-  TORCH_CHECK(q.scalar_type() == at::kChar && q.is_contiguous(), "q must be contiguous int8");
-  TORCH_CHECK(d.scalar_type() == at::kFloat && d.is_contiguous() && d.size(0) == q.size(0) &&
-              d.size(1) == q.size(1) / 32, "d must be contiguous [N, K / 32] float32");
-  at::Tensor xf = x.to(at::kFloat).contiguous();
-  at::Tensor out = at::empty({x.size(0), q.size(0)}, x.options());
-  if (x.scalar_type() == at::kFloat) q8_0_matmul_impl<float>(xf, q, d, out);
-  else q8_0_matmul_impl<at::BFloat16>(xf, q, d, out);
-  return out;
-}
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("q8_0_matmul", &q8_0_matmul, "x [M, K] @ w.T for a GGUF Q8_0 weight w [N, K]");
+  m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
   m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");
