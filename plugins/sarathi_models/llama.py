@@ -9,11 +9,13 @@ layers read the step's paged-cache layout from `context` (a `ContextSlot`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .context import ContextSlot
+from .decode_stack import build_decode_stack, takes_decode_stack
 from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
@@ -85,6 +87,9 @@ class LlamaModel(nn.Module):
         self.rotary_emb = RotaryEmbedding(config.rope, config.head_dim)
         self.layers = nn.ModuleList(LlamaDecoderLayer(config, i, context) for i in range(config.num_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.config, self.context = config, context
+        self.decode_stack: Any | None = None
+        """Every layer in one C++ call for small decode steps on the CPU, once `attach` built it."""
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.run_layers(self.embed_tokens(input_ids), positions)  # [T, H]
@@ -93,6 +98,10 @@ class LlamaModel(nn.Module):
         """x [T, H] through every layer this model holds: all of them, or a pipeline stage's
         contiguous range (see `stage`), which starts from the previous stage's hidden states."""
         cos, sin = self.rotary_emb(positions, x.dtype)  # [T, 1, D] each
+        context = self.context.current
+        if self.decode_stack is not None and takes_decode_stack(context, x):
+            return self.decode_stack.run(x, cos, sin, context.slot_mapping, context.decode_block_tables,
+                                         context.decode_context_lens)  # [T, H]
         for layer in self.layers:
             x = layer(x, cos, sin)  # [T, H]
         return x  # [T, H], before the final norm
@@ -138,4 +147,5 @@ class LlamaForCausalLM(nn.Module):
         for layer, kv_cache in zip(self.model.layers, kv_caches, strict=True):
             layer.self_attn.kv_cache = kv_cache
             layer.self_attn.attention = attention
+        self.model.decode_stack = build_decode_stack(self.config, self.model.layers, attention)
 

@@ -117,49 +117,97 @@ void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   });
 }
 
-#if defined(__AVX512F__)
-// The hot case of decode attention with AVX-512: head_dim 64 and at most 8 query heads per KV head.
-// A key or value row lives in four registers, the G output rows in 4 G more, so each cached row is
-// loaded and widened from bf16 once and never spilled. Returns false when the shape is not that case.
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+// e^x for x <= 0 (softmax after the max is subtracted), 16 lanes: 2^n * p(r) with x = n ln2 + r,
+// |r| <= ln2 / 2, p a degree-6 Taylor polynomial (relative error under 2e-7, as libm's expf).
+inline __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// The sums of 16 vectors, lane r of the result = sum of v[r]: a transpose-and-add tree, 45 ops for
+// 16 rows where one horizontal sum per row costs about 8.
+inline __m512 sum16(const __m512* v) {
+  __m512 s1[8], s2[4], s3[2];
+  for (int i = 0; i < 8; ++i)
+    s1[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(s1[2 * i]), b = _mm512_castps_pd(s1[2 * i + 1]);
+    s2[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  for (int i = 0; i < 2; ++i)
+    s3[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s2[2 * i], s2[2 * i + 1], 0x88),
+                          _mm512_shuffle_f32x4(s2[2 * i], s2[2 * i + 1], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(s3[0], s3[1], 0x88), _mm512_shuffle_f32x4(s3[0], s3[1], 0xDD));
+}
+
+// The hot case of decode attention: bf16, head_dim 64 and at most 8 query heads per KV head h.
+// Scores: 16 key rows at a time, each a bf16 dot product (`vdpbf16ps`: exact products, fp32 sums) with
+// the query as stored, summed by `sum16`; softmax with a vector exp; each value row widened to fp32
+// once and accumulated into the G output rows held in registers. Returns false for any other shape.
 template <typename T>
 bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t first, int64_t span,
-                        int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t h,
-                        int64_t group, const float* qf, float* scores, T* const* outs) {
+                        int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset,
+                        int64_t group, const T* qraw, float scale, float* scores, T* out) {
   if (!std::is_same<T, at::BFloat16>::value || group > 8) return false;
-  auto load4 = [](const T* src, __m512* r) {
-    const __m256i* bits = reinterpret_cast<const __m256i*>(src);
-    for (int c = 0; c < 4; ++c)
-      r[c] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(bits + c)), 16));
+  auto row_at = [&](const T* cache, int64_t j) {
+    const int64_t pos = first + j;
+    return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + head_offset;
   };
-  __m512 q[8][4], acc[8][4], row[4];
-  for (int64_t g = 0; g < group; ++g)
-    for (int c = 0; c < 4; ++c) {
-      q[g][c] = _mm512_loadu_ps(qf + g * 64 + c * 16);
-      acc[g][c] = _mm512_setzero_ps();
-    }
-  float best[8], total[8];
-  for (int64_t g = 0; g < group; ++g) best[g] = -std::numeric_limits<float>::infinity(), total[g] = 0.f;
-  for (int64_t j = 0; j < span; ++j) {
-    const int64_t pos = first + j;
-    load4(kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * 64, row);
-    for (int64_t g = 0; g < group; ++g) {
-      __m512 dot = _mm512_mul_ps(q[g][0], row[0]);
-      for (int c = 1; c < 4; ++c) dot = _mm512_fmadd_ps(q[g][c], row[c], dot);
-      const float s = _mm512_reduce_add_ps(dot);
-      scores[g * span + j] = s;
-      best[g] = std::max(best[g], s);
-    }
-  }
+  __m512bh q[8][2];
+  __m512 best[8];
   for (int64_t g = 0; g < group; ++g) {
-    float* sg = scores + g * span;
-    for (int64_t j = 0; j < span; ++j) {
-      sg[j] = std::exp(sg[j] - best[g]);
-      total[g] += sg[j];
+    for (int c = 0; c < 2; ++c) q[g][c] = (__m512bh)_mm512_loadu_si512(qraw + g * 64 + c * 32);
+    best[g] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  }
+  for (int64_t j0 = 0; j0 < span; j0 += 16) {
+    const int64_t rows = std::min<int64_t>(16, span - j0);
+    const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1);
+    const T* keys[16];
+    for (int64_t r = 0; r < rows; ++r) keys[r] = row_at(kp, j0 + r);
+    for (int64_t g = 0; g < group; ++g) {
+      __m512 part[16];
+      for (int64_t r = 0; r < 16; ++r) {
+        part[r] = _mm512_setzero_ps();
+        if (r >= rows) continue;
+        part[r] = _mm512_dpbf16_ps(part[r], q[g][0], (__m512bh)_mm512_loadu_si512(keys[r]));
+        part[r] = _mm512_dpbf16_ps(part[r], q[g][1], (__m512bh)_mm512_loadu_si512(keys[r] + 32));
+      }
+      const __m512 s = _mm512_mul_ps(sum16(part), _mm512_set1_ps(scale));
+      _mm512_mask_storeu_ps(scores + g * span + j0, valid, s);
+      best[g] = _mm512_mask_max_ps(best[g], valid, best[g], s);
     }
   }
+  float total[8];
+  for (int64_t g = 0; g < group; ++g) {
+    const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(best[g]));
+    __m512 sum = _mm512_setzero_ps();
+    float* sg = scores + g * span;
+    for (int64_t j0 = 0; j0 < span; j0 += 16) {
+      const __mmask16 valid = static_cast<__mmask16>((1u << std::min<int64_t>(16, span - j0)) - 1);
+      const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, sg + j0), top));
+      _mm512_mask_storeu_ps(sg + j0, valid, e);
+      sum = _mm512_mask_add_ps(sum, valid, sum, e);
+    }
+    total[g] = _mm512_reduce_add_ps(sum);
+  }
+  __m512 acc[8][4], row[4];
+  for (int64_t g = 0; g < group; ++g)
+    for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
   for (int64_t j = 0; j < span; ++j) {
-    const int64_t pos = first + j;
-    load4(vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * 64, row);
+    const __m256i* bits = reinterpret_cast<const __m256i*>(row_at(vp, j));
+    for (int c = 0; c < 4; ++c)
+      row[c] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(bits + c)), 16));
     for (int64_t g = 0; g < group; ++g) {
       const __m512 p = _mm512_set1_ps(scores[g * span + j]);
       for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_fmadd_ps(p, row[c], acc[g][c]);
@@ -169,11 +217,58 @@ bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t 
     const __m512 inv = _mm512_set1_ps(1.f / total[g]);
     alignas(64) float o[64];
     for (int c = 0; c < 4; ++c) _mm512_store_ps(o + c * 16, _mm512_mul_ps(acc[g][c], inv));
-    for (int d = 0; d < 64; ++d) outs[g][d] = from_float<T>(o[d]);
+    for (int d = 0; d < 64; ++d) out[g * 64 + d] = from_float<T>(o[d]);
   }
   return true;
 }
 #endif
+
+// One decode's attention for KV head h in portable code: fp32 scores, softmax, weighted values.
+// q and out point at the head's G query rows; qf, scores (G * span), acc (G * dim), row (dim) are scratch.
+template <typename T>
+void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t first, int64_t span,
+                         int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset, int64_t group,
+                         int64_t dim, const T* q, float scale, float* qf, float* scores, float* acc, float* row,
+                         T* out) {
+  for (int64_t d = 0; d < group * dim; ++d) qf[d] = to_float(q[d]) * scale;
+  auto row_at = [&](const T* cache, int64_t j) {
+    const int64_t pos = first + j;
+    return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + head_offset;
+  };
+  std::vector<float> best(group, -std::numeric_limits<float>::infinity()), total(group, 0.f);
+  for (int64_t j = 0; j < span; ++j) {
+    load_row(row_at(kp, j), row, dim);
+    for (int64_t g = 0; g < group; ++g) {
+      const float* qg = qf + g * dim;
+      float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t d = 0; d < dim; ++d) dot += qg[d] * row[d];
+      scores[g * span + j] = dot;
+      best[g] = std::max(best[g], dot);
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    float* sg = scores + g * span;
+    for (int64_t j = 0; j < span; ++j) {
+      sg[j] = std::exp(sg[j] - best[g]);
+      total[g] += sg[j];
+    }
+  }
+  std::fill(acc, acc + group * dim, 0.f);
+  for (int64_t j = 0; j < span; ++j) {
+    load_row(row_at(vp, j), row, dim);
+    for (int64_t g = 0; g < group; ++g) {
+      const float p = scores[g * span + j];
+      float* ag = acc + g * dim;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) ag[d] += p * row[d];
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    const float inv = 1.f / total[g];
+    for (int64_t d = 0; d < dim; ++d) out[g * dim + d] = from_float<T>(acc[g * dim + d] * inv);
+  }
+}
 
 // Decode attention over the paged cache, read in place through the block table.
 // q [N, Hq, D]; caches [num_blocks, block_size, Hkv, D]; tables [N, max_blocks] int64;
@@ -186,7 +281,7 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
   const int64_t n = q.size(0), hq = q.size(1), dim = q.size(2);
   const int64_t block_size = k_cache.size(1), hkv = k_cache.size(2);
   const int64_t group = hq / hkv, max_blocks = tables.size(1);
-  const int64_t row_stride = hkv * dim, block_stride = block_size * row_stride;
+  const int64_t block_stride = k_cache.stride(0), row_stride = k_cache.stride(1), head_stride = k_cache.stride(2);
   const T* qp = q.data_ptr<T>();
   const T* kp = k_cache.data_ptr<T>();
   const T* vp = v_cache.data_ptr<T>();
@@ -195,63 +290,23 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
   T* op = out.data_ptr<T>();
   const float fscale = static_cast<float>(scale);
   at::parallel_for(0, n * hkv, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> qf, scores, acc(group * dim), row(dim);
+    std::vector<float> qf(group * dim), scores, acc(group * dim), row(dim);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t i = task / hkv, h = task % hkv;
       const int64_t length = lp[i];
       const int64_t first = window > 0 ? std::max<int64_t>(0, length - window) : 0;
       const int64_t span = length - first;
       const int64_t* table = tp + i * max_blocks;
-      qf.resize(group * dim);
+      const T* q_rows = qp + (i * hq + h * group) * dim;
+      T* out_rows = op + (i * hq + h * group) * dim;
       scores.resize(group * span);
-      for (int64_t g = 0; g < group; ++g)
-        for (int64_t d = 0; d < dim; ++d) qf[g * dim + d] = to_float(qp[(i * hq + h * group + g) * dim + d]) * fscale;
-#if defined(__AVX512F__)
-      if (dim == 64) {
-        T* outs[8];
-        for (int64_t g = 0; g < group && g < 8; ++g) outs[g] = op + (i * hq + h * group + g) * dim;
-        if (decode_task_avx512<T>(kp, vp, table, first, span, block_size, block_stride, row_stride, h, group,
-                                  qf.data(), scores.data(), outs))
-          continue;
-      }
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+      if (dim == 64 && decode_task_avx512<T>(kp, vp, table, first, span, block_size, block_stride, row_stride,
+                                             h * head_stride, group, q_rows, fscale, scores.data(), out_rows))
+        continue;
 #endif
-      std::vector<float> best(group, -std::numeric_limits<float>::infinity());
-      for (int64_t j = 0; j < span; ++j) {
-        const int64_t pos = first + j;
-        load_row(kp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim, row.data(), dim);
-        for (int64_t g = 0; g < group; ++g) {
-          const float* qg = qf.data() + g * dim;
-          float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-          for (int64_t d = 0; d < dim; ++d) dot += qg[d] * row[d];
-          scores[g * span + j] = dot;
-          best[g] = std::max(best[g], dot);
-        }
-      }
-      std::vector<float> total(group, 0.f);
-      for (int64_t g = 0; g < group; ++g) {
-        float* sg = scores.data() + g * span;
-        for (int64_t j = 0; j < span; ++j) {
-          sg[j] = std::exp(sg[j] - best[g]);
-          total[g] += sg[j];
-        }
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t j = 0; j < span; ++j) {
-        const int64_t pos = first + j;
-        load_row(vp + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h * dim, row.data(), dim);
-        for (int64_t g = 0; g < group; ++g) {
-          const float p = scores[g * span + j];
-          float* ag = acc.data() + g * dim;
-#pragma omp simd
-          for (int64_t d = 0; d < dim; ++d) ag[d] += p * row[d];
-        }
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        T* o = op + (i * hq + h * group + g) * dim;
-        const float inv = 1.f / total[g];
-        for (int64_t d = 0; d < dim; ++d) o[d] = from_float<T>(acc[g * dim + d] * inv);
-      }
+      decode_task_generic(kp, vp, table, first, span, block_size, block_stride, row_stride, h * head_stride, group, dim,
+                          q_rows, fscale, qf.data(), scores.data(), acc.data(), row.data(), out_rows);
     }
   });
 }
@@ -301,8 +356,9 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
                             int64_t window) {
   check_dtype(q, "q");
   TORCH_CHECK(q.dim() == 3 && q.is_contiguous(), "q must be a contiguous [N, Hq, D] tensor");
-  TORCH_CHECK(k_cache.dim() == 4 && k_cache.is_contiguous() && v_cache.sizes() == k_cache.sizes() &&
-              v_cache.is_contiguous(), "caches must be contiguous [num_blocks, block_size, Hkv, D]");
+  TORCH_CHECK(k_cache.dim() == 4 && k_cache.stride(3) == 1 && v_cache.sizes() == k_cache.sizes() &&
+                  v_cache.strides() == k_cache.strides(),
+              "caches must be [num_blocks, block_size, Hkv, D] views of one layout, unit stride in D");
   TORCH_CHECK(k_cache.scalar_type() == q.scalar_type() && v_cache.scalar_type() == q.scalar_type(),
               "caches must have q's dtype");
   TORCH_CHECK(k_cache.size(3) == q.size(2) && q.size(1) % k_cache.size(2) == 0,
@@ -320,6 +376,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  bind_decode_stack(m);
   m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
