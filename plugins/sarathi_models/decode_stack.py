@@ -4,7 +4,7 @@ A batch-1 decode step of SmolLM2-135M on a 2-core Zen 4 spent about 2.5 ms of it
 kernels: 30 layers of Python module calls, views and small torch ops. `DecodeStack` runs the same
 kernels in the same order from C++, so its result equals the Python layers' bit for bit
 (`tests/models/test_decode_stack.py`), and the model takes it for decode-only steps of at most
-`QUANTIZED_MAX_ROWS` rows.
+`QUANTIZED_MAX_ROWS` rows (larger steps run the bf16 GEMM, see `quant`).
 
 A model gets one only when every layer can: the CPU kernels built, the "cpu" attention backend, bf16,
 every linear layer packed (`PackedWeight`, as a GGUF Q4/Q8 file or `quantization="int4"` gives) and
@@ -25,7 +25,7 @@ from .cpu_ops import kernels
 from .layers import Linear
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
-from .quant import PackedWeight, takes_quantized_kernel
+from .quant import QUANTIZED_MAX_ROWS, PackedWeight
 
 
 def build_decode_stack(config: ModelConfig, layers: Any, attention: AttentionBackend) -> Any | None:
@@ -57,8 +57,9 @@ def build_decode_stack(config: ModelConfig, layers: Any, attention: AttentionBac
 
 
 def takes_decode_stack(context: AttentionContext, x: torch.Tensor) -> bool:
-    """Whether a step with hidden states x [T, H] runs on the stack: decodes only, few rows."""
-    return context.num_prefill_tokens == 0 and takes_quantized_kernel(x)
+    """Whether a step with hidden states x [T, H] runs on the stack: decodes only, few bf16 rows on the CPU."""
+    return context.num_prefill_tokens == 0 and x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16 \
+        and x.device.type == "cpu"
 
 
 def _packed(linear: Linear) -> PackedWeight | None:

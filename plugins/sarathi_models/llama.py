@@ -139,7 +139,7 @@ class LlamaForCausalLM(nn.Module):
         normed = self.model.norm(hidden)  # [S, H]
         if self.lm_head is not None:
             return self.lm_head(normed).float()  # [S, V]
-        if self.tied_head_quantized is not None and takes_quantized_kernel(normed):
+        if self.tied_head_quantized is not None and takes_quantized_kernel(self.tied_head_quantized, normed):
             return self.tied_head_quantized.matmul(normed).float()  # [S, V]
         return torch.nn.functional.linear(normed, self.model.embed_tokens.weight).float()  # [S, V]
 

@@ -21,10 +21,19 @@ resident in L3, microseconds per call; `quant_matmul` 4-bit / torch int4 / bf16 
     49152 x 576        160 / 765 / 3259    394 / 1372 / 3720   1781 / 5451 / 5362
 
 In a batch-1 decode step of SmolLM2-135M the 120 layer matmuls read their 66 MB at 29 GB/s, the
-machine's read bandwidth (torch's int4: 17 GB/s). A quantized `Linear` takes the quantized kernel for
-steps of at most `QUANTIZED_MAX_ROWS` rows (decode-only steps); prefill chunks and larger steps run
-the bf16 GEMM, compute-bound. The quantized kernels need bf16 activations: an fp32 model never takes
-them and stays exact.
+machine's read bandwidth (torch's int4: 17 GB/s). With many rows the int8 products still win on
+time: one layer's four matmuls (960, 576, 3072 and 576 outputs) against the bf16 GEMM:
+
+    rows            16     32     64     128    256    512
+    quant_matmul    0.53x  0.64x  0.70x  0.78x  0.85x  0.85x   (of the bf16 GEMM's time)
+
+but not on accuracy: with whole prompts prefilled on int8 activations the default model answered
+"What is the capital of France?" with "L'Etoile, la Marseillaise, ..." (the first token's rows carry
+outliers that a group's int8 step blurs, and every later token attends to them). So a quantized
+`Linear` takes its kernel for steps of at most `QUANTIZED_MAX_ROWS` rows, decode steps and short
+prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
+GEMM on the bf16 weights kept beside. The quantized kernels need bf16 activations: an fp32 model is
+never quantized and stays exact.
 
 Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 """
@@ -43,7 +52,7 @@ GROUP_SIZE = 32
 TILE = 16
 """Output rows per tile of `PackedWeight`'s layout: one per 32-bit lane of a 512-bit register."""
 QUANTIZED_MAX_ROWS = 16
-"""Steps with more rows than this run the bf16 GEMM (see the module docstring)."""
+"""Steps of more rows run the bf16 GEMM (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +191,8 @@ def quantize_int8(weight: torch.Tensor) -> Int8Weight:
     return Int8Weight(weight=q.contiguous(), scales=scale.to(torch.bfloat16))
 
 
-def takes_quantized_kernel(x: torch.Tensor) -> bool:
-    """Whether activations x [M, K] go through a quantized kernel: a few bf16 rows on the CPU."""
-    return x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16 and x.device.type == "cpu"
+def takes_quantized_kernel(weight: QuantizedWeight, x: torch.Tensor) -> bool:
+    """Whether activations x [M, K] go through `weight`'s quantized kernel rather than the bf16 GEMM."""
+    if x.dtype != torch.bfloat16 or x.device.type != "cpu":
+        return False
+    return x.shape[0] <= QUANTIZED_MAX_ROWS

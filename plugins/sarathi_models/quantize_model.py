@@ -9,7 +9,7 @@
 
 Quantized kernels run on bf16 activations on the CPU only (see `quant`): "auto" does nothing for
 another dtype or device, and "int4" / "int8" there are a ConfigError. The bf16 weights stay loaded
-beside the quantized ones: steps of many rows are faster on them.
+beside the quantized ones: steps of many rows (prefill chunks) run on them (see `quant`).
 
 Imports torch, safetensors, this package and the public `sarathi_sdk` API.
 """

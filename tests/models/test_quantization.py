@@ -102,3 +102,17 @@ def test_quantization_is_refused_where_no_kernel_runs(checkpoint):
         make_backend(checkpoint("llama"), dtype="float32", quantization="int4")
     with pytest.raises(ConfigError, match="quantization"):
         EngineConfig(quantization="int3")
+
+
+@needs_kernels
+def test_steps_of_up_to_16_rows_take_the_quantized_kernel_and_larger_ones_the_bf16_gemm():
+    from sarathi_models.layers import Linear
+
+    linear = Linear(128, 48)
+    linear.weight.data.copy_(torch.from_numpy(WEIGHT))
+    linear = linear.to(torch.bfloat16)
+    linear.quantized = quantize_int4(torch.from_numpy(WEIGHT))
+    small, large = torch.randn(16, 128).bfloat16(), torch.randn(17, 128).bfloat16()
+    assert torch.equal(linear(small), linear.quantized.matmul(small))
+    assert torch.equal(linear(large), torch.nn.functional.linear(large, linear.weight))
+    assert not torch.equal(linear(small), torch.nn.functional.linear(small, linear.weight))
