@@ -201,23 +201,50 @@ bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t 
     }
     total[g] = _mm512_reduce_add_ps(sum);
   }
-  __m512 acc[8][4], row[4];
+  // Values two rows at a time: rows j and j + 1 interleaved dim by dim (`unpacklo/hi_epi16`, within
+  // each 128-bit lane) meet the bf16 pair (p_j, p_j+1) in one `vdpbf16ps`. The probabilities round to
+  // bf16 here, as the torch backend's matmul-softmax rounds them; sums stay fp32.
+  const int64_t pairs = (span + 1) / 2;
+  uint16_t* probs = reinterpret_cast<uint16_t*>(scores + group * span);  // [G, 2 * pairs] bf16 bits
+  for (int64_t g = 0; g < group; ++g) {
+    uint16_t* pg = probs + g * 2 * pairs;
+    for (int64_t j0 = 0; j0 < span; j0 += 16) {
+      const __mmask16 valid = static_cast<__mmask16>((1u << std::min<int64_t>(16, span - j0)) - 1);
+      const __m256i bits = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(valid, scores + g * span + j0));
+      _mm256_mask_storeu_epi16(pg + j0, valid, bits);
+    }
+    if (span % 2) pg[span] = 0;
+  }
+  __m512 acc[8][4];
   for (int64_t g = 0; g < group; ++g)
     for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < span; ++j) {
-    const __m256i* bits = reinterpret_cast<const __m256i*>(row_at(vp, j));
-    for (int c = 0; c < 4; ++c)
-      row[c] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(bits + c)), 16));
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t pair = 0; pair < pairs; ++pair) {
+    const int64_t j = 2 * pair;
+    const T* r0 = row_at(vp, j);
+    const __m512i a0 = _mm512_loadu_si512(r0), a1 = _mm512_loadu_si512(r0 + 32);
+    __m512i b0 = zero, b1 = zero;
+    if (j + 1 < span) {
+      const T* r1 = row_at(vp, j + 1);
+      b0 = _mm512_loadu_si512(r1);
+      b1 = _mm512_loadu_si512(r1 + 32);
+    }
+    const __m512bh w[4] = {(__m512bh)_mm512_unpacklo_epi16(a0, b0), (__m512bh)_mm512_unpackhi_epi16(a0, b0),
+                           (__m512bh)_mm512_unpacklo_epi16(a1, b1), (__m512bh)_mm512_unpackhi_epi16(a1, b1)};
     for (int64_t g = 0; g < group; ++g) {
-      const __m512 p = _mm512_set1_ps(scores[g * span + j]);
-      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_fmadd_ps(p, row[c], acc[g][c]);
+      int32_t pair_bits;
+      std::memcpy(&pair_bits, probs + g * 2 * pairs + j, 4);
+      const __m512bh p = (__m512bh)_mm512_set1_epi32(pair_bits);
+      for (int c = 0; c < 4; ++c) acc[g][c] = _mm512_dpbf16_ps(acc[g][c], p, w[c]);
     }
   }
+  // Lane k of acc[.][c] holds dim 32 (c / 2) + 8 (k / 4) + 4 (c % 2) + k % 4.
   for (int64_t g = 0; g < group; ++g) {
-    const __m512 inv = _mm512_set1_ps(1.f / total[g]);
+    const float inv = 1.f / total[g];
     alignas(64) float o[64];
-    for (int c = 0; c < 4; ++c) _mm512_store_ps(o + c * 16, _mm512_mul_ps(acc[g][c], inv));
-    for (int d = 0; d < 64; ++d) out[g * 64 + d] = from_float<T>(o[d]);
+    for (int c = 0; c < 4; ++c) _mm512_store_ps(o + c * 16, acc[g][c]);
+    for (int c = 0; c < 4; ++c)
+      for (int k = 0; k < 16; ++k) out[g * 64 + 32 * (c / 2) + 8 * (k / 4) + 4 * (c % 2) + k % 4] = from_float<T>(o[c * 16 + k] * inv);
   }
   return true;
 }
@@ -299,7 +326,7 @@ void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const
       const int64_t* table = tp + i * max_blocks;
       const T* q_rows = qp + (i * hq + h * group) * dim;
       T* out_rows = op + (i * hq + h * group) * dim;
-      scores.resize(group * span);
+      scores.resize(group * span + group * (span + 2) / 2 + 1);  // fp32 scores, then bf16 probabilities
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
       if (dim == 64 && decode_task_avx512<T>(kp, vp, table, first, span, block_size, block_stride, row_stride,
                                              h * head_stride, group, q_rows, fscale, scores.data(), out_rows))
