@@ -110,18 +110,24 @@ void tile_pass(const uint8_t* codes, const at::Half* scales, int64_t groups, con
     const __m256i* gs = reinterpret_cast<const __m256i*>(scales + g * 32);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(gs));
     const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(gs + 1));
-    for (int r = 0; r < Rows; ++r) {
-      const int64_t row = first_row + r;
-      const int8_t* xq = act.codes.data() + row * k + g * kGroup;
-      __m512i dot = _mm512_setzero_si512();
-      for (int s = 0; s < 8; ++s) {
+    // The rows' dot products side by side, so consecutive `vpdpbusd`s never wait on each other.
+    __m512i dot[Rows];
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) dot[r] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; ++s) {
+#pragma GCC unroll 16
+      for (int r = 0; r < Rows; ++r) {
         int32_t quad;
-        std::memcpy(&quad, xq + 4 * s, 4);
-        dot = _mm512_dpbusd_epi32(dot, w[s], _mm512_set1_epi32(quad));
+        std::memcpy(&quad, act.codes.data() + (first_row + r) * k + g * kGroup + 4 * s, 4);
+        dot[r] = _mm512_dpbusd_epi32(dot[r], w[s], _mm512_set1_epi32(quad));
       }
-      const __m512 da = _mm512_set1_ps(act.scale[row * groups + g]);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, da), acc[r]);
-      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.sum[row * groups + g]), acc[r]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) {
+      const int64_t at = (first_row + r) * groups + g;
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(d, _mm512_set1_ps(act.scale[at])), acc[r]);
+      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.sum[at]), acc[r]);
     }
   }
   for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(y + r * kTile, acc[r]);
