@@ -134,6 +134,12 @@ class LlamaForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, positions)  # [T, H]
 
+    @property
+    def runs_decodes_apart(self) -> bool:
+        """Whether the backend should give a mixed step's decodes to `forward` as a pass of their own:
+        true once `attach` built the decode stack, which takes decode-only passes."""
+        return self.model.decode_stack is not None
+
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32."""
         normed = self.model.norm(hidden)  # [S, H]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import sarathi_models.llama
 from sarathi_models.cpu_ops import kernels
 from tests.models.helpers import make_backend, run_steps
 
@@ -32,7 +33,7 @@ def hidden_states(backend, batches) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("variant", ["llama", "mistral"])
-def test_the_stack_computes_the_python_layers_bit_for_bit(variant, checkpoint):
+def test_the_stack_computes_the_python_layers_bit_for_bit(variant, checkpoint, monkeypatch):
     options = dict(dtype="bfloat16", quantization="int4")
     with_stack = make_backend(checkpoint(variant), **options)
     assert with_stack.model.model.decode_stack is not None
@@ -40,15 +41,14 @@ def test_the_stack_computes_the_python_layers_bit_for_bit(variant, checkpoint):
     decode_steps = [b for b in batches if not b.prefills]
     assert len(decode_steps) >= 20 and {len(b.decodes) for b in decode_steps} >= {1, 3}
 
-    without = make_backend(checkpoint(variant), **options)
-    without.model.model.decode_stack = None
-    replayed = hidden_states(without, batches)
-    fresh = make_backend(checkpoint(variant), **options)
-    stacked = hidden_states(fresh, batches)
-    assert len(stacked) == len(replayed) == len(batches)
+    stacked = hidden_states(make_backend(checkpoint(variant), **options), batches)
+    with monkeypatch.context() as patch:
+        patch.setattr(sarathi_models.llama, "takes_decode_stack", lambda context, x: False)  # the Python layers
+        replayed = hidden_states(make_backend(checkpoint(variant), **options), batches)
+        again, _ = run_steps(make_backend(checkpoint(variant), **options), PROMPTS, max_new_tokens=24, token_budget=16)
+    assert len(stacked) == len(replayed) > len(batches)  # mixed steps run in two passes
     for step, (a, b) in enumerate(zip(stacked, replayed)):
-        assert torch.equal(a, b), f"step {step} differs"
-    again, _ = run_steps(without, PROMPTS, max_new_tokens=24, token_budget=16)
+        assert torch.equal(a, b), f"pass {step} differs"
     assert again == tokens
 
 
@@ -62,3 +62,22 @@ def test_the_stack_is_built_only_where_every_layer_qualifies(checkpoint):
     assert stack("llama", dtype="bfloat16") is None  # nothing quantized
     assert stack("llama") is None  # fp32
     assert stack("qwen2", dtype="bfloat16", quantization="int4") is None  # q/k/v biases
+
+
+def test_a_mixed_steps_decodes_run_as_a_decode_only_step_would(checkpoint):
+    """The backend gives a mixed step's decodes to the stack as a pass of their own: their hidden
+    states equal those of the same decodes run as a decode-only step."""
+    options = dict(dtype="bfloat16", quantization="int4")
+    _, batches = run_steps(make_backend(checkpoint("llama"), **options), PROMPTS, max_new_tokens=8,
+                           token_budget=24)
+    mixed_at = next(i for i, b in enumerate(batches) if b.prefills and b.decodes)
+    mixed = batches[mixed_at]
+    decodes_alone = type(mixed)(step_id=mixed.step_id, decodes=mixed.decodes)
+    in_mixed, alone = make_backend(checkpoint("llama"), **options), make_backend(checkpoint("llama"), **options)
+    for batch in batches[:mixed_at]:
+        in_mixed.execute(batch)
+        alone.execute(batch)
+    from_mixed = hidden_states(in_mixed, [mixed])  # two passes: the prefill chunks, then the decodes
+    from_alone = hidden_states(alone, [decodes_alone])
+    assert len(from_mixed) == 2 and from_mixed[1].shape[0] == len(mixed.decodes)
+    assert torch.equal(from_mixed[1], from_alone[0])
