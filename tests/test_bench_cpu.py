@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from sarathi_sdk.bench import cpu
+from sarathi_sdk.bench import cpu, decode_cost
 
 
 def test_decode_marginal_cost_recovers_a_known_linear_step_model():
@@ -22,10 +24,38 @@ def test_report_prints_every_goal_beside_its_measurement():
         "decode_b1_tok_s": 120.0, "decode_b16_tok_s": 500.0, "prefill_whole_tok_s": 800.0,
         "prefill_chunked_tok_s": 780.0, "mbu_b1": 0.5, "llamacpp_2t": {"decode_tok_s": 100.0, "prefill_tok_s": 250.0},
         "fit": {"fixed_ms": 20.0, "per_prefill_token_ms": 1.0, "per_decode_ms": 1.5}, "mixed": mixed,
+        "direct": {"ms_per_decode_at_256": 1.4, "ms_per_decode_at_800": 2.4},
     }
     table = "\n".join(cpu.report(summary))
     assert "1.20x" in table and ">= 1.0x" in table  # batch-1 vs llama.cpp
     assert "5.00x" in table  # batch-16 vs 8x llama.cpp's batch-1: not met
     assert "1.10x" in table  # sarathi e2e vs the best baseline
     assert "0.30x" in table  # P99 TBT vs vllm
-    assert table.count("NO") == 2  # batch-16 and MBU
+    assert "direct, 240-token chunk + decodes at 800" in table and "2.40" in table
+    assert table.count("NO") == 3  # batch-16, MBU and the direct marginal cost at 800
+
+
+class _TimedByDecodes:
+    """A backend whose step takes 10 ms plus 2 ms per decode (context 256) or 3 ms (other contexts)."""
+
+    def __init__(self) -> None:
+        self.batches = []
+
+    def execute(self, batch):
+        self.batches.append(batch)
+        per_decode = 0.002 if batch.decodes and batch.decodes[0].position == 256 else 0.003
+        time.sleep(0.010 + per_decode * len(batch.decodes))
+
+
+def test_direct_marginal_cost_is_the_slope_of_step_time_over_decodes():
+    backend = _TimedByDecodes()
+    cost = decode_cost.direct_marginal_cost(backend, 16, contexts=(256, 512), decodes=(0, 2, 4), repeats=1)
+    assert cost["ms_per_decode_at_256"] == pytest.approx(2, abs=0.5)
+    assert cost["ms_per_decode_at_512"] == pytest.approx(3, abs=0.5)
+    batch = backend.batches[-1]  # 4 decodes at 512 beside a 240-token chunk after 256 cached tokens
+    assert batch.num_tokens == 244 and batch.prefills[0].start_pos == 256
+    blocks = [batch.prefills[0].block_table] + [d.block_table for d in batch.decodes]
+    assert len(batch.prefills[0].block_table) * 16 >= 256 + 240
+    assert all(len(d.block_table) * 16 > d.position for d in batch.decodes)
+    flat = [b for table in blocks for b in table]
+    assert len(flat) == len(set(flat))  # no two sequences share a block
