@@ -22,7 +22,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).parent / "csrc" / name for name in ("cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp")]
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp", "argmax.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
 
 

@@ -24,6 +24,7 @@ import torch
 
 from sarathi_sdk import DecodeSlot, PrefillChunk, SamplingParams, TokenLogprobs
 
+from .cpu_ops import kernels
 from .penalties import apply_penalties
 
 _MASK64 = (1 << 64) - 1
@@ -48,7 +49,7 @@ class Sampler:
         device = logits.device
         raw = logits
         logits = apply_penalties(logits, rows)
-        tokens = logits.argmax(dim=-1)  # [S]
+        tokens = greedy_tokens(logits)  # [S]
         sampled = [i for i, p in enumerate(params) if not p.is_greedy]
         if sampled:
             index = torch.tensor(sampled, device=device)  # [R]
@@ -65,6 +66,15 @@ class Sampler:
             return self._unseeded.random()
         position = row.position + 1 if isinstance(row, DecodeSlot) else row.start_pos + len(row.token_ids)
         return seeded_uniform(params.seed, position)
+
+
+def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:
+    """logits [S, V] -> [S] int64, each row's argmax; on the CPU kernels' `argmax_rows` where they
+    built (torch's CPU argmax took 330 us for 16 rows of SmolLM2's 49152 logits), the same indices."""
+    fused = kernels()
+    if fused is not None and logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.is_contiguous():
+        return fused.argmax_rows(logits)  # type: ignore[no-any-return]
+    return logits.argmax(dim=-1)
 
 
 def seeded_uniform(seed: int, position: int) -> float:

@@ -92,3 +92,15 @@ def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error():
         kernels().rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)
     with pytest.raises(RuntimeError, match="float32 or bfloat16"):
         kernels().silu_and_mul(torch.randn(2, 8).double())
+
+
+def test_argmax_rows_is_torch_argmax_with_ties_nans_and_ragged_rows():
+    logits = torch.randn(7, 1000 + 13)  # [S, V], V not a multiple of 16
+    logits[1, 5] = logits[1, 700] = 50.0  # a tie: the first index wins
+    logits[2, 900] = float("nan")  # a NaN is the max, as in torch
+    logits[3, 1] = logits[3, 1005] = float("nan")
+    logits[4] = float("-inf")  # all -inf: index 0
+    logits[5, 1012] = 99.0  # the max in the scalar tail
+    got = kernels().argmax_rows(logits)
+    assert torch.equal(got, logits.argmax(dim=-1))
+    assert got.tolist()[1:6] == [5, 900, 1, 0, 1012]

@@ -404,6 +404,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   bind_decode_stack(m);
+  m.def("argmax_rows", &argmax_rows, "each row's argmax of float32 logits [S, V], as torch.argmax(dim=-1)");
   m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");

@@ -22,5 +22,8 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 // in x's dtype.
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n);
 
+// Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
+at::Tensor argmax_rows(const at::Tensor& logits);
+
 // Registers `DecodeStack` (decode_stack.cpp) in the module.
 void bind_decode_stack(pybind11::module& m);

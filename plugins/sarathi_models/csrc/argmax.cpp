@@ -1,0 +1,61 @@
+// The index of each row's largest logit, as torch.argmax(dim=-1) gives it (the first of equal maxima;
+// a row holding a NaN gives its first NaN), in AVX-512 and over the rows in parallel.
+//
+// Greedy sampling takes an argmax over the vocabulary per row. torch's CPU argmax reduces a row at
+// about 5 GB/s (43 us for one 49152-logit row, 330 us for 16, on a 2-core Zen 4): 2% of a 16-row
+// decode step of SmolLM2-135M. Two vector passes over the row (the max, then its first index) read it
+// from L2 at a few microseconds each.
+
+#include "ops.h"
+
+#include <ATen/Parallel.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <cmath>
+#include <limits>
+
+namespace {
+
+int64_t argmax_row(const float* row, int64_t n) {
+  float best = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  __m512 top = _mm512_set1_ps(best);
+  bool has_nan = false;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(row + i);
+    has_nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0;
+    top = _mm512_max_ps(top, v);
+  }
+  best = _mm512_reduce_max_ps(top);
+  if (has_nan) best = std::numeric_limits<float>::quiet_NaN();
+#endif
+  for (; i < n; ++i) {
+    if (std::isnan(row[i]) || std::isnan(best)) {
+      best = std::numeric_limits<float>::quiet_NaN();
+      break;
+    }
+    best = std::max(best, row[i]);
+  }
+  for (int64_t j = 0; j < n; ++j)
+    if (std::isnan(best) ? std::isnan(row[j]) : row[j] == best) return j;
+  return 0;  // a row of all -inf: its first index, as torch
+}
+
+}  // namespace
+
+at::Tensor argmax_rows(const at::Tensor& logits) {
+  TORCH_CHECK(logits.device().is_cpu() && logits.scalar_type() == at::kFloat && logits.dim() == 2 &&
+                  logits.is_contiguous() && logits.size(1) > 0,
+              "logits must be a contiguous float32 [S, V] CPU tensor with V > 0");
+  const int64_t rows = logits.size(0), n = logits.size(1);
+  at::Tensor out = at::empty({rows}, logits.options().dtype(at::kLong));
+  const float* lp = logits.data_ptr<float>();
+  int64_t* op = out.data_ptr<int64_t>();
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) op[r] = argmax_row(lp + r * n, n);
+  });
+  return out;
+}
