@@ -12,6 +12,9 @@
 #include "ops.h"
 
 #include <pybind11/stl.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <cstring>
 #include <vector>
@@ -31,13 +34,23 @@ struct Layer {
   int64_t window;
 };
 
-// a + b [T, H] as eager torch adds two bf16 tensors: in fp32, rounded once.
+// a + b [T, H] as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
 at::Tensor residual_add(const at::Tensor& a, const at::Tensor& b) {
   at::Tensor out = at::empty_like(a);
   const at::BFloat16* ap = a.data_ptr<at::BFloat16>();
   const at::BFloat16* bp = b.data_ptr<at::BFloat16>();
   at::BFloat16* op = out.data_ptr<at::BFloat16>();
-  for (int64_t i = 0; i < a.numel(); ++i)
+  int64_t i = 0;
+#if defined(__AVX512BF16__)
+  auto widen = [](const at::BFloat16* p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  };
+  for (; i + 16 <= a.numel(); i += 16) {
+    const __m256bh sum = _mm512_cvtneps_pbh(_mm512_add_ps(widen(ap + i), widen(bp + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(op + i), (__m256i)sum);
+  }
+#endif
+  for (; i < a.numel(); ++i)
     op[i] = static_cast<at::BFloat16>(static_cast<float>(ap[i]) + static_cast<float>(bp[i]));
   return out;
 }
