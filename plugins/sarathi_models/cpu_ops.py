@@ -1,7 +1,7 @@
-"""The fused CPU kernels of `csrc/` (`cpu_ops.cpp` binds them), compiled once per machine, with a torch fallback.
+"""The fused CPU kernels of `csrc/` (`bindings.cpp` binds them), compiled once per machine, with a torch fallback.
 
 `kernels()` compiles the C++ file with torch's extension builder the first time it is called in a
-process (about 30 s on a 2-core machine, then cached under torch's extensions folder, so later
+process (about 40 s on a 2-core machine, then cached under torch's extensions folder, so later
 processes load it in well under a second) and returns the module, or None when there is no C++
 compiler, the build fails, or `SARATHI_CPU_KERNELS=0` turns them off. Callers fall back to the eager
 torch formulas then, which compute the same values; the reason is logged once.
@@ -22,7 +22,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).parent / "csrc" / name for name in ("cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp", "argmax.cpp")]
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("bindings.cpp", "cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp", "argmax.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
 
 

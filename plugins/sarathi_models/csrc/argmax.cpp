@@ -8,6 +8,7 @@
 
 #include "ops.h"
 
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>

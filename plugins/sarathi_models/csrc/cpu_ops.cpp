@@ -9,11 +9,13 @@
 // (those follow transformers), so bf16 results match eager torch bit for bit except for the order of
 // fp32 sums; attention accumulates in fp32 throughout.
 //
-// Scalar types: float and bfloat16 (the CPU backend's two dtypes). Bound with pybind11 by
-// `cpu_ops.py`, which compiles this file once per machine.
+// Scalar types: float and bfloat16 (the CPU backend's two dtypes). Bound in `bindings.cpp`; `cpu_ops.py`
+// compiles the files once per machine.
 
 #include "ops.h"
 
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -400,14 +402,4 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
   else
     decode_attention_impl<at::BFloat16>(q, k_cache, v_cache, block_tables, context_lens, scale, window, out);
   return out;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  bind_decode_stack(m);
-  m.def("argmax_rows", &argmax_rows, "each row's argmax of float32 logits [S, V], as torch.argmax(dim=-1)");
-  m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)");
-  m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
-  m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
-  m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");
-  m.def("decode_attention", &decode_attention, "decode attention over the paged KV cache");
 }

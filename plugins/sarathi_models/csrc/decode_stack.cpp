@@ -11,7 +11,7 @@
 
 #include "ops.h"
 
-#include <pybind11/stl.h>
+#include <ATen/ops/empty_like.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -20,19 +20,6 @@
 #include <vector>
 
 namespace {
-
-struct PackedLinear {
-  at::Tensor codes, scales;
-  int64_t out_features;
-
-  at::Tensor operator()(const at::Tensor& x) const { return quant_matmul(x, codes, scales, out_features); }
-};
-
-struct Layer {
-  at::Tensor input_norm, post_norm, k_cache, v_cache;
-  PackedLinear qkv, o, gate_up, down;
-  int64_t window;
-};
 
 // a + b [T, H] as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
 at::Tensor residual_add(const at::Tensor& a, const at::Tensor& b) {
@@ -70,62 +57,47 @@ void write_kv(const at::Tensor& k, const at::Tensor& v, const at::Tensor& k_cach
 
 }  // namespace
 
-class DecodeStack {
- public:
-  // layers: per layer [input_norm, qkv codes, qkv scales, o codes, o scales, post_norm, gate_up codes,
-  // gate_up scales, down codes, down scales, k_cache, v_cache]; windows: per layer, 0 for none.
-  DecodeStack(const std::vector<std::vector<at::Tensor>>& layers, const std::vector<int64_t>& windows,
-              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t hidden, int64_t intermediate,
-              double eps, double scale)
-      : num_heads_(num_heads), num_kv_heads_(num_kv_heads), head_dim_(head_dim), eps_(eps), scale_(scale) {
-    TORCH_CHECK(layers.size() == windows.size(), "one window per layer expected");
-    const int64_t qkv = (num_heads + 2 * num_kv_heads) * head_dim;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const auto& t = layers[i];
-      TORCH_CHECK(t.size() == 12, "layer ", i, ": 12 tensors expected, got ", t.size());
-      for (const auto& tensor : t)
-        TORCH_CHECK(tensor.device().is_cpu() && tensor.is_contiguous(), "layer ", i, ": contiguous CPU tensors expected");
-      TORCH_CHECK(t[0].scalar_type() == at::kBFloat16 && t[10].scalar_type() == at::kBFloat16,
-                  "layer ", i, ": bfloat16 norms and caches expected");
-      layers_.push_back(Layer{t[0], t[5], t[10], t[11], {t[1], t[2], qkv}, {t[3], t[4], hidden},
-                              {t[6], t[7], 2 * intermediate}, {t[8], t[9], hidden}, windows[i]});
-    }
+DecodeStack::DecodeStack(const std::vector<std::vector<at::Tensor>>& layers, const std::vector<int64_t>& windows,
+                         int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t hidden,
+                         int64_t intermediate, double eps, double scale)
+    : num_heads_(num_heads), num_kv_heads_(num_kv_heads), head_dim_(head_dim), eps_(eps), scale_(scale) {
+  TORCH_CHECK(layers.size() == windows.size(), "one window per layer expected");
+  const int64_t qkv = (num_heads + 2 * num_kv_heads) * head_dim;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& t = layers[i];
+    TORCH_CHECK(t.size() == 12, "layer ", i, ": 12 tensors expected, got ", t.size());
+    for (const auto& tensor : t)
+      TORCH_CHECK(tensor.device().is_cpu() && tensor.is_contiguous(), "layer ", i, ": contiguous CPU tensors expected");
+    TORCH_CHECK(t[0].scalar_type() == at::kBFloat16 && t[10].scalar_type() == at::kBFloat16,
+                "layer ", i, ": bfloat16 norms and caches expected");
+    layers_.push_back(Layer{t[0], t[5], t[10], t[11], {t[1], t[2], qkv}, {t[3], t[4], hidden},
+                            {t[6], t[7], 2 * intermediate}, {t[8], t[9], hidden}, windows[i]});
   }
+}
 
-  // x [T, H] bf16 hidden states of T decodes; cos, sin [T, 1, D]; slot_mapping [T]; block_tables
-  // [T, max_blocks]; context_lens [T] -> [T, H], after the last layer (before the final norm).
-  at::Tensor run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& slot_mapping,
-                 const at::Tensor& block_tables, const at::Tensor& context_lens) const {
-    TORCH_CHECK(x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.is_contiguous(), "x must be contiguous bf16 [T, H]");
-    TORCH_CHECK(slot_mapping.scalar_type() == at::kLong && slot_mapping.numel() == x.size(0),
-                "slot_mapping must be int64 [T]");
-    const int64_t t = x.size(0), d = head_dim_, q_size = num_heads_ * d, kv_size = num_kv_heads_ * d;
-    for (const Layer& layer : layers_) {
-      const at::Tensor qkv = layer.qkv(rms_norm(x, layer.input_norm, eps_));  // [T, (Hq + 2 Hkv) D]
-      const at::Tensor q = qkv.narrow(1, 0, q_size).view({t, num_heads_, d});  // [T, Hq, D]
-      const at::Tensor k = qkv.narrow(1, q_size, kv_size).view({t, num_kv_heads_, d});  // [T, Hkv, D]
-      const at::Tensor v = qkv.narrow(1, q_size + kv_size, kv_size).view({t, num_kv_heads_, d});
-      rotary_(q, cos, sin);
-      rotary_(k, cos, sin);
-      write_kv(k, v, layer.k_cache, layer.v_cache, slot_mapping);
-      const at::Tensor attended = decode_attention(q.contiguous(), layer.k_cache, layer.v_cache, block_tables,
-                                                   context_lens, scale_, layer.window);  // [T, Hq, D]
-      x = residual_add(x, layer.o(attended.view({t, q_size})));  // [T, H]
-      const at::Tensor up = layer.gate_up(rms_norm(x, layer.post_norm, eps_));  // [T, 2I]
-      x = residual_add(x, layer.down(silu_and_mul(up)));  // [T, H]
-    }
-    return x;
+at::Tensor DecodeStack::apply(const PackedLinear& linear, const at::Tensor& x) {
+  return quant_matmul(x, linear.codes, linear.scales, linear.out_features);
+}
+
+at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& slot_mapping,
+                            const at::Tensor& block_tables, const at::Tensor& context_lens) const {
+  TORCH_CHECK(x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.is_contiguous(), "x must be contiguous bf16 [T, H]");
+  TORCH_CHECK(slot_mapping.scalar_type() == at::kLong && slot_mapping.numel() == x.size(0),
+              "slot_mapping must be int64 [T]");
+  const int64_t t = x.size(0), d = head_dim_, q_size = num_heads_ * d, kv_size = num_kv_heads_ * d;
+  for (const Layer& layer : layers_) {
+    const at::Tensor qkv = apply(layer.qkv, rms_norm(x, layer.input_norm, eps_));  // [T, (Hq + 2 Hkv) D]
+    const at::Tensor q = qkv.narrow(1, 0, q_size).view({t, num_heads_, d});  // [T, Hq, D]
+    const at::Tensor k = qkv.narrow(1, q_size, kv_size).view({t, num_kv_heads_, d});  // [T, Hkv, D]
+    const at::Tensor v = qkv.narrow(1, q_size + kv_size, kv_size).view({t, num_kv_heads_, d});
+    rotary_(q, cos, sin);
+    rotary_(k, cos, sin);
+    write_kv(k, v, layer.k_cache, layer.v_cache, slot_mapping);
+    const at::Tensor attended = decode_attention(q.contiguous(), layer.k_cache, layer.v_cache, block_tables,
+                                                 context_lens, scale_, layer.window);  // [T, Hq, D]
+    x = residual_add(x, apply(layer.o, attended.view({t, q_size})));  // [T, H]
+    const at::Tensor up = apply(layer.gate_up, rms_norm(x, layer.post_norm, eps_));  // [T, 2I]
+    x = residual_add(x, apply(layer.down, silu_and_mul(up)));  // [T, H]
   }
-
- private:
-  std::vector<Layer> layers_;
-  int64_t num_heads_, num_kv_heads_, head_dim_;
-  double eps_, scale_;
-};
-
-void bind_decode_stack(pybind11::module& m) {
-  pybind11::class_<DecodeStack>(m, "DecodeStack")
-      .def(pybind11::init<const std::vector<std::vector<at::Tensor>>&, const std::vector<int64_t>&, int64_t,
-                          int64_t, int64_t, int64_t, int64_t, double, double>())
-      .def("run", &DecodeStack::run, "every layer for a decode step: x [T, H] -> [T, H]");
+  return x;
 }

@@ -1,7 +1,12 @@
-// The functions the CPU kernels' source files define for each other; `cpu_ops.cpp` binds them.
+// The functions and the class the CPU kernels' source files define for each other; `bindings.cpp`
+// binds them. Only ATen's core headers here: torch/extension.h (pybind11 and all of torch) takes
+// about 20 s to compile per file, so only `bindings.cpp` includes it.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
 
 // RMSNorm of x [T, H] by weight [H] -> [T, H].
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
@@ -25,5 +30,33 @@ at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::
 // Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
 at::Tensor argmax_rows(const at::Tensor& logits);
 
-// Registers `DecodeStack` (decode_stack.cpp) in the module.
-void bind_decode_stack(pybind11::module& m);
+// Every decoder layer of a Llama-family model for one decode step of few rows (decode_stack.cpp).
+class DecodeStack {
+ public:
+  // layers: per layer [input_norm, qkv codes, qkv scales, o codes, o scales, post_norm, gate_up codes,
+  // gate_up scales, down codes, down scales, k_cache, v_cache]; windows: per layer, 0 for none.
+  DecodeStack(const std::vector<std::vector<at::Tensor>>& layers, const std::vector<int64_t>& windows,
+              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t hidden, int64_t intermediate,
+              double eps, double scale);
+
+  // x [T, H] bf16 hidden states of T decodes; cos, sin [T, 1, D]; slot_mapping [T]; block_tables
+  // [T, max_blocks]; context_lens [T] -> [T, H], after the last layer (before the final norm).
+  at::Tensor run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& slot_mapping,
+                 const at::Tensor& block_tables, const at::Tensor& context_lens) const;
+
+ private:
+  struct PackedLinear {
+    at::Tensor codes, scales;
+    int64_t out_features;
+  };
+  struct Layer {
+    at::Tensor input_norm, post_norm, k_cache, v_cache;
+    PackedLinear qkv, o, gate_up, down;
+    int64_t window;
+  };
+  static at::Tensor apply(const PackedLinear& linear, const at::Tensor& x);
+
+  std::vector<Layer> layers_;
+  int64_t num_heads_, num_kv_heads_, head_dim_;
+  double eps_, scale_;
+};
