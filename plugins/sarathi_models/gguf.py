@@ -4,7 +4,7 @@ The folder is what every other part of sarathi-sdk (and transformers) reads: con
 generation_config.json, model.safetensors (dequantized, fp32: see `gguf_config.STORED_DTYPE`),
 tokenizer.json and tokenizer_config.json (with the chat template), and `quantized.safetensors` with
 the file's Q4_0 / Q4_1 tensors still 4-bit (see `gguf_weights.quantized_state_dict`), which the loader
-gives to the int4 kernel (`quant`). transformers ignores that extra file. Converting once and loading the
+gives to the quantized kernels (`quant`). transformers ignores that extra file. Converting once and loading the
 folder afterwards keeps GGUF knowledge in these gguf_* modules only: the model loader and the
 tokenizer plugin never see a GGUF.
 

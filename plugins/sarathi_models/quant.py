@@ -57,7 +57,7 @@ QUANTIZED_MAX_ROWS = 16
 
 @dataclass(frozen=True, slots=True)
 class Int4Weight:
-    """A [N, K] weight as the CPU int4 kernel wants it."""
+    """A [N, K] weight as torch's CPU int4 kernel wants it."""
 
     packed: torch.Tensor
     """The kernel's packed layout of q [N, K] (uint8)."""

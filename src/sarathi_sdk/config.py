@@ -85,7 +85,7 @@ class EngineConfig:
     device: str = "auto"
     quantization: str = "auto"
     """Weight-only quantization of the linear layers, used by small (decode) steps on the CPU in bf16:
-    "auto" keeps a GGUF file's Q4_0 / Q4_1 weights 4-bit (int4 kernel, no requantizing) and the rest
+    "auto" keeps a GGUF file's Q4_0 / Q4_1 / Q8_0 weights as stored (no requantizing) and the rest
     as loaded; "int4" / "int8" also quantize every other linear weight; "none" dequantizes all."""
     attention_backend: str = "auto"
     """"auto", "torch", "triton", or a name a plugin registers."""
