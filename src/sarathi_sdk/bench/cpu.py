@@ -153,7 +153,7 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
         await engine.start()
     try:
         ours = engines["sarathi"]
-        for _ in range(repeats):
+        for repeat in range(repeats):
             for threads in (1, 2):
                 rates = llamacpp_rates(gguf, threads, 1, token_prompt(PROMPT_LEN, 0), token_prompt(1024, 99),
                                        DECODE_TOKENS)
@@ -163,7 +163,10 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
             results.setdefault("decode_b16", []).append(await decode_rate(ours, 16))
             results.setdefault("prefill_whole", []).append(await prefill_rate(whole, 1024))
             results.setdefault("prefill_chunked", []).append(await prefill_rate(ours, 1024))
-            for name, engine in engines.items():
+            # each repeat starts the mixed workload with another policy, so no policy always runs
+            # first after the prefill probes (this machine's speed drifts within minutes)
+            for name in POLICIES[repeat % len(POLICIES):] + POLICIES[:repeat % len(POLICIES)]:
+                engine = engines[name]
                 results.setdefault(f"mixed_{name}", []).append(
                     await mixed_run(engine, timer if name == "sarathi" else None)
                 )
