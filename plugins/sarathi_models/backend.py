@@ -13,6 +13,7 @@ turns here. Overlapping stages is the pipeline-parallel plugin's work, with one 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,6 @@ from .inputs import StepInputs, build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
 from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
-from .quant import QUANTIZED_MAX_ROWS
 from .quantize_model import quantize_model
 from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 from .sampler import Sampler
@@ -93,28 +93,25 @@ class TorchModelBackend:
                 # thread runs it, and even for one token (2-core Zen 4, SmolLM2-135M: batch-1 decode
                 # 107 tok/s on two threads, 78 on one, 2026-11-30; one OpenMP team in the process)
                 torch.set_num_threads(self._cpu_threads)
-            inputs = build_step_inputs(batch, self.block_size, self.device)
-            hidden = self._hidden_states(batch, inputs)  # [T, H]
-            if not inputs.sample_rows:
+            passes = [build_step_inputs(part, self.block_size, self.device) for part in self._passes(batch)]
+            hidden = torch.cat([self._forward(inputs) for inputs in passes])  # [T, H], prefills then decodes
+            rows = [row for inputs in passes for row in inputs.sample_rows]
+            if not rows:
                 return StepOutput(step_id=batch.step_id, sampled={})
-            logits = self.model.compute_logits(hidden[inputs.sample_indices])  # [S, V] fp32
-            return sample_step(self.sampler, batch.step_id, logits, inputs.sample_rows)
+            offsets = itertools.accumulate((int(inputs.input_ids.shape[0]) for inputs in passes[:-1]), initial=0)
+            sample_indices = torch.cat([inputs.sample_indices + offset for inputs, offset in zip(passes, offsets)])  # [S]
+            logits = self.model.compute_logits(hidden[sample_indices])  # [S, V] fp32
+            return sample_step(self.sampler, batch.step_id, logits, rows)
 
-    def _hidden_states(self, batch: ScheduledBatch, inputs: StepInputs) -> torch.Tensor:
-        """The step's final hidden states [T, H], prefill tokens then decodes.
-
-        A model that runs decodes apart (`runs_decodes_apart`: the CPU decode stack) gets a mixed
-        step's decodes as a decode-only pass of their own, so a generated token is computed the same
-        way whether its step carried a prefill chunk or not, and at the decode stack's cost per row
-        (2-core Zen 4: a decode's marginal cost in a 256-token step fell from about 2.2 to 1.7 ms).
-        """
-        if batch.prefills and 0 < len(batch.decodes) <= QUANTIZED_MAX_ROWS and getattr(
-            self.model, "runs_decodes_apart", False
-        ):
-            halves = (ScheduledBatch(batch.step_id, prefills=batch.prefills),
-                      ScheduledBatch(batch.step_id, decodes=batch.decodes))
-            return torch.cat([self._forward(build_step_inputs(half, self.block_size, self.device)) for half in halves])
-        return self._forward(inputs)
+    def _passes(self, batch: ScheduledBatch) -> tuple[ScheduledBatch, ...]:
+        """The forward passes of a step: the step itself, or, for a model that runs decodes apart (the CPU
+        decode stack, `runs_decodes_apart`), a mixed step's prefill chunks and then its decodes, so a
+        generated token is computed the same way whether its step carried a prefill chunk or not."""
+        runs_apart = getattr(self.model, "runs_decodes_apart", None)
+        if batch.prefills and batch.decodes and runs_apart is not None and runs_apart(len(batch.decodes)):
+            return (ScheduledBatch(batch.step_id, prefills=batch.prefills),
+                    ScheduledBatch(batch.step_id, decodes=batch.decodes))
+        return (batch,)
 
     def _forward(self, inputs: StepInputs) -> torch.Tensor:
         self.attention.prepare(inputs.context)

@@ -25,7 +25,7 @@ from .cpu_ops import kernels
 from .layers import Linear
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
-from .quant import QUANTIZED_MAX_ROWS, PackedWeight
+from .quant import PackedWeight, takes_quantized_kernel
 
 
 def build_decode_stack(config: ModelConfig, layers: Any, attention: AttentionBackend) -> Any | None:
@@ -57,9 +57,9 @@ def build_decode_stack(config: ModelConfig, layers: Any, attention: AttentionBac
 
 
 def takes_decode_stack(context: AttentionContext, x: torch.Tensor) -> bool:
-    """Whether a step with hidden states x [T, H] runs on the stack: decodes only, few bf16 rows on the CPU."""
-    return context.num_prefill_tokens == 0 and x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16 \
-        and x.device.type == "cpu"
+    """Whether a pass with hidden states x [T, H] runs on the stack: decodes only, on rows the Python
+    layers would give the quantized kernels."""
+    return context.num_prefill_tokens == 0 and takes_quantized_kernel(x)
 
 
 def _packed(linear: Linear) -> PackedWeight | None:

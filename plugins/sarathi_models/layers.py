@@ -42,7 +42,7 @@ class Linear(nn.Module):
         self.quantized: QuantizedWeight | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.quantized is not None and takes_quantized_kernel(self.quantized, x):
+        if self.quantized is not None and takes_quantized_kernel(x):
             y = self.quantized.matmul(x)  # [T, out_features]
             return y if self.bias is None else y + self.bias
         return F.linear(x, self.weight, self.bias)  # [T, out_features]

@@ -19,7 +19,7 @@ from .decode_stack import build_decode_stack, takes_decode_stack
 from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
-from .quant import QuantizedWeight, takes_quantized_kernel
+from .quant import QUANTIZED_MAX_ROWS, QuantizedWeight, takes_quantized_kernel
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -134,18 +134,18 @@ class LlamaForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, positions)  # [T, H]
 
-    @property
-    def runs_decodes_apart(self) -> bool:
-        """Whether the backend should give a mixed step's decodes to `forward` as a pass of their own:
-        true once `attach` built the decode stack, which takes decode-only passes."""
-        return self.model.decode_stack is not None
+    def runs_decodes_apart(self, num_decodes: int) -> bool:
+        """Whether the backend should give a mixed step's `num_decodes` decodes to `forward` as a pass of
+        their own: when that pass would run on the decode stack (`attach` built one, and the pass is
+        small enough for it)."""
+        return self.model.decode_stack is not None and num_decodes <= QUANTIZED_MAX_ROWS
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32."""
         normed = self.model.norm(hidden)  # [S, H]
         if self.lm_head is not None:
             return self.lm_head(normed).float()  # [S, V]
-        if self.tied_head_quantized is not None and takes_quantized_kernel(self.tied_head_quantized, normed):
+        if self.tied_head_quantized is not None and takes_quantized_kernel(normed):
             return self.tied_head_quantized.matmul(normed).float()  # [S, V]
         return torch.nn.functional.linear(normed, self.model.embed_tokens.weight).float()  # [S, V]
 

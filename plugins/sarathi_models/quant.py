@@ -191,8 +191,7 @@ def quantize_int8(weight: torch.Tensor) -> Int8Weight:
     return Int8Weight(weight=q.contiguous(), scales=scale.to(torch.bfloat16))
 
 
-def takes_quantized_kernel(weight: QuantizedWeight, x: torch.Tensor) -> bool:
-    """Whether activations x [M, K] go through `weight`'s quantized kernel rather than the bf16 GEMM."""
-    if x.dtype != torch.bfloat16 or x.device.type != "cpu":
-        return False
-    return x.shape[0] <= QUANTIZED_MAX_ROWS
+def takes_quantized_kernel(x: torch.Tensor) -> bool:
+    """Whether activations x [M, K] go through a quantized kernel: at most `QUANTIZED_MAX_ROWS` bf16 rows
+    on the CPU (see the module docstring); other steps run the bf16 GEMM."""
+    return x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16 and x.device.type == "cpu"
