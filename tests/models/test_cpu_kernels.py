@@ -87,6 +87,33 @@ def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(dtype, 
     assert torch.allclose(got.double(), want, atol=tolerance, rtol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (64, 8)])
+@pytest.mark.parametrize("window", [0, 40])
+def test_a_decode_attends_the_same_alone_or_among_many(dtype, hq, hkv, window):
+    """Many decodes run a KV head group per task and split the work by context rows; one decode runs a
+    KV head per task. Each query head's arithmetic is the same either way, so the outputs are equal bit
+    for bit, and both match the float64 reference."""
+    gen = torch.Generator().manual_seed(hq + window)
+    n, bs, dim = 24, 16, 64
+    lengths = torch.randint(1, 200, (n,), generator=gen)  # very different contexts: uneven shares
+    blocks = 200 // bs + 1
+    k_cache = torch.randn(n * blocks, bs, hkv, dim, generator=gen).to(dtype)
+    v_cache = torch.randn(n * blocks, bs, hkv, dim, generator=gen).to(dtype)
+    tables = torch.randperm(n * blocks, generator=gen).view(n, blocks)
+    q = torch.randn(n, hq, dim, generator=gen).to(dtype)
+    together = kernels().decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    alone = torch.cat([
+        kernels().decode_attention(q[i : i + 1], k_cache, v_cache, tables[i : i + 1], lengths[i : i + 1],
+                                   dim**-0.5, window)
+        for i in range(n)
+    ])
+    assert torch.equal(together, alone)
+    want = reference_decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(together.double(), want, atol=tolerance, rtol=tolerance)
+
+
 def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error():
     with pytest.raises(RuntimeError, match="contiguous"):
         kernels().rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)
