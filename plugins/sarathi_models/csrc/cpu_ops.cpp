@@ -13,6 +13,7 @@
 // compiles the files once per machine.
 
 #include "ops.h"
+#include "shares.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
@@ -54,71 +55,81 @@ template <typename T>
 inline float round_to(float x) { return to_float(from_float<T>(x)); }
 
 template <typename T>
-void rms_norm_impl(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& out) {
-  const int64_t rows = x.size(0), hidden = x.size(1);
-  const T* xp = x.data_ptr<T>();
-  const T* wp = w.data_ptr<T>();
-  T* op = out.data_ptr<T>();
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T* xr = xp + r * hidden;
-      T* orow = op + r * hidden;
-      float sum = 0.f;
-      for (int64_t i = 0; i < hidden; ++i) {
-        const float v = to_float(xr[i]);
-        sum += v * v;
-      }
-      const float inv = 1.f / std::sqrt(sum / static_cast<float>(hidden) + static_cast<float>(eps));
-      for (int64_t i = 0; i < hidden; ++i) {
-        // transformers: weight * (x * rsqrt(var + eps)).to(dtype)
-        orow[i] = from_float<T>(to_float(wp[i]) * round_to<T>(to_float(xr[i]) * inv));
-      }
+void rms_norm_rows(const T* xp, const T* wp, double eps, int64_t hidden, T* op, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = xp + r * hidden;
+    T* orow = op + r * hidden;
+    float sum = 0.f;
+    for (int64_t i = 0; i < hidden; ++i) {
+      const float v = to_float(xr[i]);
+      sum += v * v;
     }
+    const float inv = 1.f / std::sqrt(sum / static_cast<float>(hidden) + static_cast<float>(eps));
+    for (int64_t i = 0; i < hidden; ++i) {
+      // transformers: weight * (x * rsqrt(var + eps)).to(dtype)
+      orow[i] = from_float<T>(to_float(wp[i]) * round_to<T>(to_float(xr[i]) * inv));
+    }
+  }
+}
+
+template <typename T>
+void rms_norm_impl(const at::Tensor& x, const at::Tensor& w, double eps, at::Tensor& out) {
+  const int64_t hidden = x.size(1);
+  at::parallel_for(0, x.size(0), 16, [&](int64_t begin, int64_t end) {
+    rms_norm_rows(x.data_ptr<T>(), w.data_ptr<T>(), eps, hidden, out.data_ptr<T>(), begin, end);
   });
+}
+
+template <typename T>
+void silu_and_mul_rows(const T* gp, int64_t inter, T* op, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* g = gp + r * 2 * inter;
+    const T* u = g + inter;
+    T* o = op + r * inter;
+    for (int64_t i = 0; i < inter; ++i) {
+      const float a = to_float(g[i]);
+      const float silu = round_to<T>(a / (1.f + std::exp(-a)));
+      o[i] = from_float<T>(silu * to_float(u[i]));
+    }
+  }
 }
 
 template <typename T>
 void silu_and_mul_impl(const at::Tensor& gate_up, at::Tensor& out) {
-  const int64_t rows = gate_up.size(0), inter = out.size(1);
-  const T* gp = gate_up.data_ptr<T>();
-  T* op = out.data_ptr<T>();
-  at::parallel_for(0, rows, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T* g = gp + r * 2 * inter;
-      const T* u = g + inter;
-      T* o = op + r * inter;
-      for (int64_t i = 0; i < inter; ++i) {
-        const float a = to_float(g[i]);
-        const float silu = round_to<T>(a / (1.f + std::exp(-a)));
-        o[i] = from_float<T>(silu * to_float(u[i]));
-      }
-    }
+  const int64_t inter = out.size(1);
+  at::parallel_for(0, gate_up.size(0), 4, [&](int64_t begin, int64_t end) {
+    silu_and_mul_rows(gate_up.data_ptr<T>(), inter, out.data_ptr<T>(), begin, end);
   });
 }
 
-// x [T, H, D] rotated in place by cos/sin [T, D] (rotate-half layout).
+// Tokens [begin, end) rotated in place by cos/sin [T, D] (rotate-half layout); token t's head h at
+// xp + t * token_stride + h * head_stride.
 template <typename T>
-void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t tokens = x.size(0), heads = x.size(1), dim = x.size(2), half = dim / 2;
-  const int64_t token_stride = x.stride(0), head_stride = x.stride(1);
-  T* xp = x.data_ptr<T>();
-  const T* cp = cos.data_ptr<T>();
-  const T* sp = sin.data_ptr<T>();
-  at::parallel_for(0, tokens, 8, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(dim);
-    for (int64_t t = begin; t < end; ++t) {
-      const T* c = cp + t * dim;
-      const T* s = sp + t * dim;
-      for (int64_t h = 0; h < heads; ++h) {
-        T* v = xp + t * token_stride + h * head_stride;
-        for (int64_t i = 0; i < dim; ++i) row[i] = to_float(v[i]);
-        for (int64_t i = 0; i < dim; ++i) {
-          // transformers: x * cos + rotate_half(x) * sin, each product rounded, then the sum
-          const float rotated = i < half ? -row[i + half] : row[i - half];
-          v[i] = from_float<T>(round_to<T>(row[i] * to_float(c[i])) + round_to<T>(rotated * to_float(s[i])));
-        }
+void rotary_rows(T* xp, int64_t token_stride, int64_t heads, int64_t head_stride, int64_t dim, const T* cp,
+                 const T* sp, int64_t begin, int64_t end) {
+  const int64_t half = dim / 2;
+  std::vector<float> row(dim);
+  for (int64_t t = begin; t < end; ++t) {
+    const T* c = cp + t * dim;
+    const T* s = sp + t * dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      T* v = xp + t * token_stride + h * head_stride;
+      for (int64_t i = 0; i < dim; ++i) row[i] = to_float(v[i]);
+      for (int64_t i = 0; i < dim; ++i) {
+        // transformers: x * cos + rotate_half(x) * sin, each product rounded, then the sum
+        const float rotated = i < half ? -row[i + half] : row[i - half];
+        v[i] = from_float<T>(round_to<T>(row[i] * to_float(c[i])) + round_to<T>(rotated * to_float(s[i])));
       }
     }
+  }
+}
+
+// x [T, H, D] rotated in place by cos/sin [T, D].
+template <typename T>
+void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  at::parallel_for(0, x.size(0), 8, [&](int64_t begin, int64_t end) {
+    rotary_rows(x.data_ptr<T>(), x.stride(0), x.size(1), x.stride(1), x.size(2), cos.data_ptr<T>(),
+                sin.data_ptr<T>(), begin, end);
   });
 }
 
@@ -314,83 +325,97 @@ void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t
   }
 }
 
-// KV heads per task of `decode_attention_impl`: all of a decode's (whole cache rows, see
-// `decode_task_avx512`) when there are decodes enough to keep every thread busy, else one, so a step
-// of few decodes still spreads over the threads. At most kMaxQueries query heads, a divisor of hkv.
-int64_t heads_per_task(int64_t decodes, int64_t hkv, int64_t group) {
-  if (decodes < 4 * at::get_num_threads()) return 1;
+// KV heads per task: all of a decode's (whole cache rows, see `decode_task_avx512`) when there are
+// decodes enough to keep every thread busy, else one, so a step of few decodes still spreads over the
+// threads. At most kMaxQueries query heads, a divisor of hkv.
+int64_t heads_per_task(int64_t decodes, int64_t hkv, int64_t group, int64_t threads) {
+  if (decodes < 4 * threads) return 1;
   int64_t heads = std::max<int64_t>(1, std::min<int64_t>(hkv, kMaxQueries / group));
   while (hkv % heads != 0) --heads;
   return heads;
 }
 
-// Where each thread's share of decode-attention tasks starts (parts + 1 bounds over n * splits tasks, a
-// decode's `splits` tasks in a row): shares of about equal context rows, not equal task counts, since
-// a mixed step's decodes range from a few tokens of context to the whole window and an even split by
-// count leaves one thread waiting on the other.
-std::vector<int64_t> balanced_shares(const int64_t* lengths, int64_t n, int64_t splits, int64_t window, int64_t parts) {
+template <typename T>
+shares::PagedDecodes<T> paged_decodes_of(const T* q, int64_t q_stride, T* out, int64_t out_stride,
+                                         const at::Tensor& k_cache, const at::Tensor& v_cache,
+                                         const at::Tensor& tables, const at::Tensor& lengths, int64_t hq,
+                                         double scale, int64_t window, int64_t threads) {
+  const int64_t hkv = k_cache.size(2), n = tables.size(0);
+  return {q, q_stride, out, out_stride, k_cache.data_ptr<T>(), v_cache.data_ptr<T>(), k_cache.size(1),
+          k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), tables.data_ptr<int64_t>(), tables.size(1),
+          lengths.data_ptr<int64_t>(), n, hq, hkv, k_cache.size(3), static_cast<float>(scale), window,
+          heads_per_task(n, hkv, hq / hkv, threads)};
+}
+
+// Where each share of the layer's tasks starts (parts + 1 bounds, a decode's tasks in a row): shares of
+// about equal context rows, not equal task counts, since a mixed step's decodes range from a few tokens
+// of context to the whole window and an even split by count leaves one thread waiting on the other.
+template <typename T>
+std::vector<int64_t> attention_shares_of(const shares::PagedDecodes<T>& layer, int64_t parts) {
   constexpr int64_t kTaskRows = 16;  // a task's fixed cost, counted in context rows
-  std::vector<int64_t> cost(n * splits);
+  const int64_t tasks = layer.tasks(), splits = tasks / std::max<int64_t>(1, layer.decodes);
+  std::vector<int64_t> cost(tasks);
   int64_t total = 0;
-  for (int64_t task = 0; task < n * splits; ++task) {
-    const int64_t length = lengths[task / splits];
-    cost[task] = (window > 0 ? std::min(length, window) : length) + kTaskRows;
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t length = layer.lengths[task / splits];
+    cost[task] = (layer.window > 0 ? std::min(length, layer.window) : length) + kTaskRows;
     total += cost[task];
   }
   std::vector<int64_t> bounds{0};
   int64_t done = 0;
-  for (int64_t task = 0; task < n * splits; ++task) {
+  for (int64_t task = 0; task < tasks; ++task) {
     done += cost[task];
     if (static_cast<int64_t>(bounds.size()) < parts && done * parts >= total * static_cast<int64_t>(bounds.size()))
       bounds.push_back(task + 1);
   }
-  while (static_cast<int64_t>(bounds.size()) <= parts) bounds.push_back(n * splits);
+  while (static_cast<int64_t>(bounds.size()) <= parts) bounds.push_back(tasks);
   return bounds;
+}
+
+// Tasks [begin, end) of the layer's decode attention: the G = Hq / Hkv query heads of a KV head share
+// each key and value row as it is read.
+template <typename T>
+void attend_tasks(const shares::PagedDecodes<T>& layer, int64_t begin, int64_t end) {
+  const int64_t group = layer.hq / layer.hkv, dim = layer.dim, heads = layer.heads_per_task;
+  const int64_t splits = layer.hkv / heads;
+  std::vector<float> qf(group * dim), scores, acc(group * dim), row(dim);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t i = task / splits, h0 = task % splits * heads;
+    const int64_t length = layer.lengths[i];
+    const int64_t first = layer.window > 0 ? std::max<int64_t>(0, length - layer.window) : 0;
+    const int64_t span = length - first;
+    const int64_t* table = layer.tables + i * layer.max_blocks;
+    const T* q = layer.q + i * layer.q_stride;
+    T* out = layer.out + i * layer.out_stride;
+    const int64_t queries = heads * group;
+    scores.resize(queries * span + queries * (span + 2) / 2 + 1);  // fp32 scores, then bf16 probabilities
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    if (dim == 64 && decode_task_avx512<T>(layer.k_cache, layer.v_cache, table, first, span, layer.block_size,
+                                           layer.block_stride, layer.row_stride, layer.head_stride, h0, heads, group,
+                                           q + h0 * group * dim, layer.scale, scores.data(), out + h0 * group * dim))
+      continue;
+#endif
+    for (int64_t h = h0; h < h0 + heads; ++h)
+      decode_task_generic(layer.k_cache, layer.v_cache, table, first, span, layer.block_size, layer.block_stride,
+                          layer.row_stride, h * layer.head_stride, group, dim, q + h * group * dim, layer.scale,
+                          qf.data(), scores.data(), acc.data(), row.data(), out + h * group * dim);
+  }
 }
 
 // Decode attention over the paged cache, read in place through the block table.
 // q [N, Hq, D]; caches [num_blocks, block_size, Hkv, D]; tables [N, max_blocks] int64;
-// context_lens [N] int64; out [N, Hq, D]. One task per decode and group of KV heads (`heads_per_task`):
-// the G = Hq / Hkv query heads of a KV head share each key and value row as it is read.
+// context_lens [N] int64; out [N, Hq, D]. One task per decode and group of KV heads (`heads_per_task`).
 template <typename T>
 void decode_attention_impl(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                            const at::Tensor& tables, const at::Tensor& context_lens, double scale,
                            int64_t window, at::Tensor& out) {
-  const int64_t n = q.size(0), hq = q.size(1), dim = q.size(2);
-  const int64_t block_size = k_cache.size(1), hkv = k_cache.size(2);
-  const int64_t group = hq / hkv, max_blocks = tables.size(1);
-  const int64_t block_stride = k_cache.stride(0), row_stride = k_cache.stride(1), head_stride = k_cache.stride(2);
-  const int64_t heads = heads_per_task(n, hkv, group), splits = hkv / heads;
-  const T* qp = q.data_ptr<T>();
-  const T* kp = k_cache.data_ptr<T>();
-  const T* vp = v_cache.data_ptr<T>();
-  const int64_t* tp = tables.data_ptr<int64_t>();
-  const int64_t* lp = context_lens.data_ptr<int64_t>();
-  T* op = out.data_ptr<T>();
-  const float fscale = static_cast<float>(scale);
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n * splits));
-  const std::vector<int64_t> bounds = balanced_shares(lp, n, splits, window, parts);
+  const int64_t hq = q.size(1), row = hq * q.size(2), threads = at::get_num_threads();
+  const shares::PagedDecodes<T> layer = paged_decodes_of<T>(q.data_ptr<T>(), row, out.data_ptr<T>(), row, k_cache,
+                                                            v_cache, tables, context_lens, hq, scale, window, threads);
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, layer.tasks()));
+  const std::vector<int64_t> bounds = attention_shares_of(layer, parts);
   at::parallel_for(0, parts, 1, [&](int64_t first_part, int64_t last_part) {
-    std::vector<float> qf(group * dim), scores, acc(group * dim), row(dim);
-    for (int64_t task = bounds[first_part]; task < bounds[last_part]; ++task) {
-      const int64_t i = task / splits, h0 = task % splits * heads;
-      const int64_t length = lp[i];
-      const int64_t first = window > 0 ? std::max<int64_t>(0, length - window) : 0;
-      const int64_t span = length - first;
-      const int64_t* table = tp + i * max_blocks;
-      const int64_t queries = heads * group;
-      scores.resize(queries * span + queries * (span + 2) / 2 + 1);  // fp32 scores, then bf16 probabilities
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-      if (dim == 64 && decode_task_avx512<T>(kp, vp, table, first, span, block_size, block_stride, row_stride,
-                                             head_stride, h0, heads, group, qp + (i * hq + h0 * group) * dim,
-                                             fscale, scores.data(), op + (i * hq + h0 * group) * dim))
-        continue;
-#endif
-      for (int64_t h = h0; h < h0 + heads; ++h)
-        decode_task_generic(kp, vp, table, first, span, block_size, block_stride, row_stride, h * head_stride, group,
-                            dim, qp + (i * hq + h * group) * dim, fscale, qf.data(), scores.data(), acc.data(),
-                            row.data(), op + (i * hq + h * group) * dim);
-    }
+    attend_tasks(layer, bounds[first_part], bounds[last_part]);
   });
 }
 
@@ -457,3 +482,39 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
     decode_attention_impl<at::BFloat16>(q, k_cache, v_cache, block_tables, context_lens, scale, window, out);
   return out;
 }
+
+namespace shares {
+
+Range slice(int64_t count, int64_t index, int64_t parts) {
+  const int64_t chunk = (count + parts - 1) / parts;
+  return {std::min(count, index * chunk), std::min(count, (index + 1) * chunk)};
+}
+
+void rms_norm(const bf16* x, const bf16* weight, double eps, int64_t hidden, bf16* out, Range rows) {
+  rms_norm_rows(x, weight, eps, hidden, out, rows.begin, rows.end);
+}
+
+void silu_and_mul(const bf16* gate_up, int64_t inter, bf16* out, Range rows) {
+  silu_and_mul_rows(gate_up, inter, out, rows.begin, rows.end);
+}
+
+void rotary(bf16* x, int64_t token_stride, int64_t heads, int64_t head_stride, int64_t dim, const bf16* cos,
+            const bf16* sin, Range tokens) {
+  rotary_rows(x, token_stride, heads, head_stride, dim, cos, sin, tokens.begin, tokens.end);
+}
+
+PagedDecodes<bf16> paged_decodes(const bf16* q, int64_t q_stride, bf16* out, int64_t out_stride,
+                                 const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& tables,
+                                 const at::Tensor& lengths, int64_t hq, double scale, int64_t window,
+                                 int64_t threads) {
+  return paged_decodes_of<bf16>(q, q_stride, out, out_stride, k_cache, v_cache, tables, lengths, hq, scale, window,
+                                threads);
+}
+
+std::vector<int64_t> attention_shares(const PagedDecodes<bf16>& layer, int64_t parts) {
+  return attention_shares_of(layer, parts);
+}
+
+void decode_attention(const PagedDecodes<bf16>& layer, Range tasks) { attend_tasks(layer, tasks.begin, tasks.end); }
+
+}  // namespace shares

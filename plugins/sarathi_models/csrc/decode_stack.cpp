@@ -6,52 +6,89 @@
 // C++ (RMSNorm, the packed-weight matmuls, rotary, the KV-cache write, paged decode attention, SwiGLU,
 // the residual adds), so a step's result is bit for bit the one the Python layers compute.
 //
+// The whole step is one OpenMP parallel region: each kernel's work is split over the region's threads
+// here (`shares.h`) and the threads meet at a spinning barrier between dependent kernels, about ten a
+// layer. One region a kernel instead costs 32 us a region whenever another thread of the process holds
+// an OpenMP team of its own (see `shares.h`): a 16-decode step took 25 ms instead of 14.
+//
 // Built once per model by `decode_stack.py` when every layer qualifies (packed weights, no biases, the
 // "cpu" attention backend); it holds the layers' weights and KV caches.
 
 #include "ops.h"
+#include "shares.h"
 
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/Parallel.h>
+#include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
 
-// a + b [T, H] as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
-at::Tensor residual_add(const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor out = at::empty_like(a);
-  const at::BFloat16* ap = a.data_ptr<at::BFloat16>();
-  const at::BFloat16* bp = b.data_ptr<at::BFloat16>();
-  at::BFloat16* op = out.data_ptr<at::BFloat16>();
-  int64_t i = 0;
+using shares::bf16;
+using shares::Range;
+
+// The threads of one parallel region waiting for each other between kernels. It spins (with `pause`),
+// then yields: libgomp's own barrier sleeps when the process has more OpenMP threads than CPUs, and
+// waking a sleeping thread is what made one region a kernel slow.
+class SpinBarrier {
+ public:
+  void reset(int parties) { parties_ = parties; }
+
+  void wait() {
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.store(generation + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      if (spins < kSpins) {
+#if defined(__x86_64__)
+        _mm_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  static constexpr int kSpins = 1 << 14;
+  int parties_ = 1;
+  std::atomic<int> arrived_{0}, generation_{0};
+};
+
+// Rows of h [T, H] += b [T, H], as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
+void add_rows(bf16* h, const bf16* b, int64_t hidden, Range rows) {
+  int64_t i = rows.begin * hidden;
+  const int64_t end = rows.end * hidden;
 #if defined(__AVX512BF16__)
-  auto widen = [](const at::BFloat16* p) {
+  auto widen = [](const bf16* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
   };
-  for (; i + 16 <= a.numel(); i += 16) {
-    const __m256bh sum = _mm512_cvtneps_pbh(_mm512_add_ps(widen(ap + i), widen(bp + i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(op + i), (__m256i)sum);
+  for (; i + 16 <= end; i += 16) {
+    const __m256bh sum = _mm512_cvtneps_pbh(_mm512_add_ps(widen(h + i), widen(b + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), (__m256i)sum);
   }
 #endif
-  for (; i < a.numel(); ++i)
-    op[i] = static_cast<at::BFloat16>(static_cast<float>(ap[i]) + static_cast<float>(bp[i]));
-  return out;
+  for (; i < end; ++i) h[i] = static_cast<bf16>(static_cast<float>(h[i]) + static_cast<float>(b[i]));
 }
 
-// Rows k, v [T, Hkv, D] (unit stride within a row) into the caches' flat slots slot_mapping [T].
-void write_kv(const at::Tensor& k, const at::Tensor& v, const at::Tensor& k_cache, const at::Tensor& v_cache,
-              const at::Tensor& slot_mapping) {
-  const int64_t row = k_cache.size(2) * k_cache.size(3);
-  const int64_t* slots = slot_mapping.data_ptr<int64_t>();
-  auto* kc = k_cache.data_ptr<at::BFloat16>();
-  auto* vc = v_cache.data_ptr<at::BFloat16>();
-  for (int64_t t = 0; t < k.size(0); ++t) {
-    std::memcpy(kc + slots[t] * row, k.data_ptr<at::BFloat16>() + t * k.stride(0), row * sizeof(at::BFloat16));
-    std::memcpy(vc + slots[t] * row, v.data_ptr<at::BFloat16>() + t * v.stride(0), row * sizeof(at::BFloat16));
+// Rows of k, v (row stride `stride`, Hkv x D values each) into the caches' flat slots slot_mapping [T].
+void write_kv(const bf16* k, const bf16* v, int64_t stride, bf16* k_cache, bf16* v_cache, int64_t row,
+              const int64_t* slots, Range rows) {
+  for (int64_t t = rows.begin; t < rows.end; ++t) {
+    std::memcpy(k_cache + slots[t] * row, k + t * stride, row * sizeof(bf16));
+    std::memcpy(v_cache + slots[t] * row, v + t * stride, row * sizeof(bf16));
   }
 }
 
@@ -75,29 +112,90 @@ DecodeStack::DecodeStack(const std::vector<std::vector<at::Tensor>>& layers, con
   }
 }
 
-at::Tensor DecodeStack::apply(const PackedLinear& linear, const at::Tensor& x) {
-  return quant_matmul(x, linear.codes, linear.scales, linear.out_features);
+void DecodeStack::apply(const PackedLinear& linear, const shares::QuantizedRows& act, int64_t rows, int64_t k,
+                        bf16* out, int index, int parties) {
+  shares::quant_matmul(act, rows, k, linear.codes, linear.scales, linear.out_features, out,
+                       shares::slice(shares::quant_tiles(linear.out_features), index, parties));
 }
 
 at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& slot_mapping,
                             const at::Tensor& block_tables, const at::Tensor& context_lens) const {
   TORCH_CHECK(x.scalar_type() == at::kBFloat16 && x.dim() == 2 && x.is_contiguous(), "x must be contiguous bf16 [T, H]");
-  TORCH_CHECK(slot_mapping.scalar_type() == at::kLong && slot_mapping.numel() == x.size(0),
-              "slot_mapping must be int64 [T]");
-  const int64_t t = x.size(0), d = head_dim_, q_size = num_heads_ * d, kv_size = num_kv_heads_ * d;
-  for (const Layer& layer : layers_) {
-    const at::Tensor qkv = apply(layer.qkv, rms_norm(x, layer.input_norm, eps_));  // [T, (Hq + 2 Hkv) D]
-    const at::Tensor q = qkv.narrow(1, 0, q_size).view({t, num_heads_, d});  // [T, Hq, D]
-    const at::Tensor k = qkv.narrow(1, q_size, kv_size).view({t, num_kv_heads_, d});  // [T, Hkv, D]
-    const at::Tensor v = qkv.narrow(1, q_size + kv_size, kv_size).view({t, num_kv_heads_, d});
-    rotary_(q, cos, sin);
-    rotary_(k, cos, sin);
-    write_kv(k, v, layer.k_cache, layer.v_cache, slot_mapping);
-    const at::Tensor attended = decode_attention(q.contiguous(), layer.k_cache, layer.v_cache, block_tables,
-                                                 context_lens, scale_, layer.window);  // [T, Hq, D]
-    x = residual_add(x, apply(layer.o, attended.view({t, q_size})));  // [T, H]
-    const at::Tensor up = apply(layer.gate_up, rms_norm(x, layer.post_norm, eps_));  // [T, 2I]
-    x = residual_add(x, apply(layer.down, silu_and_mul(up)));  // [T, H]
+  TORCH_CHECK(slot_mapping.scalar_type() == at::kLong && slot_mapping.numel() == x.size(0) && slot_mapping.is_contiguous(),
+              "slot_mapping must be contiguous int64 [T]");
+  TORCH_CHECK(cos.scalar_type() == at::kBFloat16 && sin.scalar_type() == at::kBFloat16 && cos.is_contiguous() &&
+                  sin.is_contiguous() && cos.numel() == x.size(0) * head_dim_ && sin.numel() == cos.numel(),
+              "cos and sin must be contiguous bf16 [T, 1, D]");
+  TORCH_CHECK(block_tables.scalar_type() == at::kLong && block_tables.dim() == 2 && block_tables.is_contiguous() &&
+                  block_tables.size(0) == x.size(0), "block_tables must be contiguous int64 [T, max_blocks]");
+  TORCH_CHECK(context_lens.scalar_type() == at::kLong && context_lens.numel() == x.size(0) && context_lens.is_contiguous(),
+              "context_lens must be contiguous int64 [T]");
+  const int64_t t = x.size(0), hidden = x.size(1), d = head_dim_;
+  const int64_t q_size = num_heads_ * d, kv_size = num_kv_heads_ * d, qkv_size = q_size + 2 * kv_size;
+  const int64_t inter = layers_.front().gate_up.out_features / 2, threads = at::get_num_threads();
+  at::Tensor h = x.clone();  // [T, H], the residual stream, updated in place
+  at::Tensor normed = at::empty_like(x);  // [T, H]
+  at::Tensor qkv = at::empty({t, qkv_size}, x.options());  // [T, (Hq + 2 Hkv) D]
+  at::Tensor attended = at::empty({t, q_size}, x.options());  // [T, Hq D]
+  at::Tensor proj = at::empty_like(x);  // [T, H]
+  at::Tensor up = at::empty({t, 2 * inter}, x.options());  // [T, 2I]
+  at::Tensor mid = at::empty({t, inter}, x.options());  // [T, I]
+  shares::QuantizedRows act = shares::quantized_rows(t, std::max({hidden, q_size, inter}));
+  bf16 *hp = h.data_ptr<bf16>(), *np = normed.data_ptr<bf16>(), *qkvp = qkv.data_ptr<bf16>();
+  bf16 *ap = attended.data_ptr<bf16>(), *pp = proj.data_ptr<bf16>(), *up_p = up.data_ptr<bf16>(), *mp = mid.data_ptr<bf16>();
+  const bf16 *cp = cos.data_ptr<bf16>(), *sp = sin.data_ptr<bf16>();
+  const int64_t* slots = slot_mapping.data_ptr<int64_t>();
+  std::vector<shares::PagedDecodes<bf16>> attention;
+  for (const Layer& layer : layers_)
+    attention.push_back(shares::paged_decodes(qkvp, qkv_size, ap, q_size, layer.k_cache, layer.v_cache, block_tables,
+                                              context_lens, num_heads_, scale_, layer.window, threads));
+  std::vector<std::vector<int64_t>> attention_bounds(layers_.size());
+  SpinBarrier barrier;
+#pragma omp parallel num_threads(threads)
+  {
+    const int parties = omp_get_num_threads(), me = omp_get_thread_num();
+    if (me == 0) {
+      barrier.reset(parties);
+      for (size_t l = 0; l < layers_.size(); ++l) attention_bounds[l] = shares::attention_shares(attention[l], parties);
+    }
+#pragma omp barrier
+    const Range rows = shares::slice(t, me, parties);
+    shares::rms_norm(hp, layers_.front().input_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+    shares::quantize(np, hidden, act, rows);
+    barrier.wait();
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& layer = layers_[l];
+      apply(layer.qkv, act, t, hidden, qkvp, me, parties);
+      barrier.wait();
+      shares::rotary(qkvp, qkv_size, num_heads_, d, d, cp, sp, rows);
+      shares::rotary(qkvp + q_size, qkv_size, num_kv_heads_, d, d, cp, sp, rows);
+      write_kv(qkvp + q_size, qkvp + q_size + kv_size, qkv_size, layer.k_cache.data_ptr<bf16>(),
+               layer.v_cache.data_ptr<bf16>(), kv_size, slots, rows);
+      barrier.wait();
+      shares::decode_attention(attention[l], {attention_bounds[l][me], attention_bounds[l][me + 1]});
+      barrier.wait();
+      shares::quantize(ap, q_size, act, rows);
+      barrier.wait();
+      apply(layer.o, act, t, q_size, pp, me, parties);
+      barrier.wait();
+      add_rows(hp, pp, hidden, rows);
+      shares::rms_norm(hp, layer.post_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+      shares::quantize(np, hidden, act, rows);
+      barrier.wait();
+      apply(layer.gate_up, act, t, hidden, up_p, me, parties);
+      barrier.wait();
+      shares::silu_and_mul(up_p, inter, mp, rows);
+      shares::quantize(mp, inter, act, rows);
+      barrier.wait();
+      apply(layer.down, act, t, inter, pp, me, parties);
+      barrier.wait();
+      add_rows(hp, pp, hidden, rows);
+      if (l + 1 < layers_.size()) {
+        shares::rms_norm(hp, layers_[l + 1].input_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+        shares::quantize(np, hidden, act, rows);
+      }
+      barrier.wait();
+    }
   }
-  return x;
+  return h;
 }

@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "shares.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -54,7 +56,9 @@ class DecodeStack {
     PackedLinear qkv, o, gate_up, down;
     int64_t window;
   };
-  static at::Tensor apply(const PackedLinear& linear, const at::Tensor& x);
+  // Output tiles of `linear` for participant `index` of `parties`: act [rows, k] -> out [rows, N].
+  static void apply(const PackedLinear& linear, const shares::QuantizedRows& act, int64_t rows, int64_t k,
+                    c10::BFloat16* out, int index, int parties);
 
   std::vector<Layer> layers_;
   int64_t num_heads_, num_kv_heads_, head_dim_;

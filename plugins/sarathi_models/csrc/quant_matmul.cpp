@@ -23,6 +23,7 @@
 //   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g.
 
 #include "ops.h"
+#include "shares.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
@@ -41,18 +42,13 @@ constexpr int64_t kTile = 16;
 constexpr int64_t kGroup = 32;
 constexpr int64_t kRowsPerPass = 8;  // activation rows per pass over a tile: 8 accumulators + 8 codes fit
 
-// Activation rows quantized per group: codes [M, K] int8, scale [M, G] (da), sum [M, G] (da * sum xq).
-struct QuantizedRows {
-  std::vector<int8_t> codes;
-  std::vector<float> scale;
-  std::vector<float> sum;
-};
+using shares::QuantizedRows;
 
+// Rows [begin, end) of x [M, K] quantized per group of 32 into `rows` (laid out for K inputs).
 template <typename T>
-QuantizedRows quantize_rows(const T* x, int64_t m, int64_t k) {
+void quantize_range(const T* x, int64_t k, QuantizedRows& rows, int64_t begin, int64_t end) {
   const int64_t groups = k / kGroup;
-  QuantizedRows rows{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups)};
-  for (int64_t r = 0; r < m; ++r) {
+  for (int64_t r = begin; r < end; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       float v[kGroup];
       float amax = 0.f;
@@ -72,7 +68,6 @@ QuantizedRows quantize_rows(const T* x, int64_t m, int64_t k) {
       rows.sum[r * groups + g] = scale * static_cast<float>(total);
     }
   }
-  return rows;
 }
 
 // Bytes of one group of one tile.
@@ -156,25 +151,32 @@ constexpr TilePass kPasses[kRowsPerPass] = {tile_pass<Bits, 1>, tile_pass<Bits, 
                                             tile_pass<Bits, 4>, tile_pass<Bits, 5>, tile_pass<Bits, 6>,
                                             tile_pass<Bits, 7>, tile_pass<Bits, 8>};
 
+// Output tiles [begin, end) of the quantized rows act [M, K] @ w.T into out [M, N].
+template <typename T, int Bits>
+void matmul_tiles(const QuantizedRows& act, int64_t m, int64_t k, const uint8_t* cp, const at::Half* sp, int64_t n,
+                  T* op, int64_t begin, int64_t end) {
+  const int64_t groups = k / kGroup;
+  float y[kRowsPerPass * kTile];
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t width = std::min(kTile, n - t * kTile);
+    for (int64_t first = 0; first < m; first += kRowsPerPass) {
+      const int64_t rows = std::min(kRowsPerPass, m - first);
+      kPasses<Bits>[rows - 1](cp + t * groups * kGroupBytes<Bits>, sp + t * groups * 32, groups, act, first, k, y);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t lane = 0; lane < width; ++lane)
+          op[(first + r) * n + t * kTile + lane] = static_cast<T>(y[r * kTile + lane]);
+    }
+  }
+}
+
 template <typename T, int Bits>
 void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
-  const int64_t m = x.size(0), k = x.size(1), n = out.size(1), groups = k / kGroup, tiles = codes.size(0);
-  const QuantizedRows act = quantize_rows(x.data_ptr<T>(), m, k);
-  const uint8_t* cp = codes.data_ptr<uint8_t>();
-  const at::Half* sp = scales.data_ptr<at::Half>();
-  T* op = out.data_ptr<T>();
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    float y[kRowsPerPass * kTile];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t width = std::min(kTile, n - t * kTile);
-      for (int64_t first = 0; first < m; first += kRowsPerPass) {
-        const int64_t rows = std::min(kRowsPerPass, m - first);
-        kPasses<Bits>[rows - 1](cp + t * groups * kGroupBytes<Bits>, sp + t * groups * 32, groups, act, first, k, y);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t lane = 0; lane < width; ++lane)
-            op[(first + r) * n + t * kTile + lane] = static_cast<T>(y[r * kTile + lane]);
-      }
-    }
+  const int64_t m = x.size(0), k = x.size(1), n = out.size(1);
+  QuantizedRows act = shares::quantized_rows(m, k);
+  quantize_range(x.data_ptr<T>(), k, act, 0, m);
+  at::parallel_for(0, codes.size(0), 1, [&](int64_t begin, int64_t end) {
+    matmul_tiles<T, Bits>(act, m, k, codes.data_ptr<uint8_t>(), scales.data_ptr<at::Half>(), n, out.data_ptr<T>(),
+                          begin, end);
   });
 }
 
@@ -204,3 +206,25 @@ at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::
   }
   return out;
 }
+
+namespace shares {
+
+QuantizedRows quantized_rows(int64_t m, int64_t k) {
+  return {std::vector<int8_t>(m * k), std::vector<float>(m * (k / kGroup)), std::vector<float>(m * (k / kGroup))};
+}
+
+void quantize(const bf16* x, int64_t k, QuantizedRows& rows, Range range) {
+  quantize_range(x, k, rows, range.begin, range.end);
+}
+
+int64_t quant_tiles(int64_t n) { return (n + kTile - 1) / kTile; }
+
+void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Tensor& codes, const at::Tensor& scales,
+                  int64_t n, bf16* out, Range tiles) {
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const at::Half* sp = scales.data_ptr<at::Half>();
+  if (codes.size(2) == 4) matmul_tiles<bf16, 4>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+  else matmul_tiles<bf16, 8>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+}
+
+}  // namespace shares
