@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sarathi_sdk.bench import cpu, decode_cost
+from sarathi_sdk.bench import cpu, decode_cost, openmp_teams
 
 
 def test_decode_marginal_cost_recovers_a_known_linear_step_model():
@@ -59,3 +59,11 @@ def test_direct_marginal_cost_is_the_slope_of_step_time_over_decodes():
     assert all(len(d.block_table) * 16 > d.position for d in batch.decodes)
     flat = [b for table in blocks for b in table]
     assert len(flat) == len(set(flat))  # no two sequences share a block
+
+
+def test_the_other_openmp_team_lives_until_ended():
+    other = openmp_teams.OtherTeam()
+    other.start()
+    assert other._thread.is_alive()  # its team stays alive with it
+    other.end()
+    assert not other._thread.is_alive()
