@@ -17,6 +17,15 @@ def test_decode_marginal_cost_recovers_a_known_linear_step_model():
     assert fit["per_decode_ms"] == pytest.approx(3)
 
 
+def test_step_kinds_splits_a_run_into_steps_with_prefill_and_decode_only_steps():
+    steps = [(240, 16, 0.30), (256, 0, 0.25), (0, 16, 0.02), (0, 4, 0.01)]
+    kinds = cpu.step_kinds(steps)
+    assert kinds["prefill_steps"] == 2 and kinds["prefill_step_s"] == pytest.approx(0.55)
+    assert kinds["prefill_tokens"] == 496 and kinds["decodes_in_prefill_steps"] == 16
+    assert kinds["decode_steps"] == 2 and kinds["decode_step_s"] == pytest.approx(0.03)
+    assert kinds["decodes_alone"] == 20
+
+
 def test_report_prints_every_goal_beside_its_measurement():
     mixed = {name: {"e2e_tok_s": 600.0, "tbt_p99": 1.0} for name in cpu.POLICIES}
     mixed["sarathi"] = {"e2e_tok_s": 660.0, "tbt_p99": 0.3}

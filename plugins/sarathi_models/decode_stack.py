@@ -4,7 +4,9 @@ A batch-1 decode step of SmolLM2-135M on a 2-core Zen 4 spent about 2.5 ms of it
 kernels: 30 layers of Python module calls, views and small torch ops. `DecodeStack` runs the same
 kernels in the same order from C++, so its result equals the Python layers' bit for bit
 (`tests/models/test_decode_stack.py`), and the model takes it for decode-only steps of at most
-`QUANTIZED_MAX_ROWS` rows (larger steps run the bf16 GEMM, see `quant`).
+`QUANTIZED_MAX_ROWS` rows (larger steps run the bf16 GEMM, see `quant`). The step is one OpenMP
+parallel region, its kernels split over the region's threads (`csrc/shares.h` says why: one region a
+kernel slowed a step 1.7x whenever another thread of the process held an OpenMP team).
 
 A model gets one only when every layer can: the CPU kernels built, the "cpu" attention backend, bf16,
 every linear layer packed (`PackedWeight`, as a GGUF Q4/Q8 file or `quantization="int4"` gives) and

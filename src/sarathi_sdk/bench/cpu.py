@@ -6,12 +6,13 @@ One run, repeats alternating between the systems, medians reported:
   at 1 and at 2 threads) on the same file; batch-16 decode tokens/s against 8x llama.cpp's batch-1;
 - memory-bandwidth utilisation of our batch-1 step: the bytes a decode token really reads (every
   weight in the form the step reads it, plus its KV) over the step time, against this machine's copy
-  bandwidth measured in the same run;
+  bandwidth measured right before each batch-1 rate;
 - a 1024-token prefill, whole (budget 1024) and in 256-token chunks (budget 256);
 - the mixed workload of the issue (32 requests at t=0, prompts uniform in 256..768, outputs 32..64,
   16 sequences): end-to-end throughput and P99 time between tokens for every policy, and a decode's
   marginal cost in a mixed step, from a least-squares fit of the sarathi run's own step times over
-  its prefill tokens and decodes, and measured directly on controlled steps (`decode_cost`).
+  its prefill tokens and decodes, and measured directly on controlled steps (`decode_cost`); and for
+  every policy where its time went (`step_kinds`: the steps carrying prefill, the decode-only ones).
 
 Whole prompts need a budget that holds them, so the baselines (vllm, orca, static) run at budget
 1024; sarathi runs at 256, its chunk size.
@@ -71,8 +72,9 @@ async def prefill_rate(engine: Engine, length: int) -> float:
 
 def copy_bandwidth(threads: int) -> float:
     """This machine's copy bandwidth in bytes/s (read + write counted) on `threads` torch threads, median
-    of 5 256-MiB copies. Measured before any engine runs (a step sets torch's global thread count) and
-    on a worker thread (an OpenMP team left on the event loop's thread slows every step)."""
+    of 5 256-MiB copies. Measured right before each batch-1 rate (this shared machine's copy bandwidth
+    read 29 to 54 GB/s within one day) and on a worker thread, where the engine's steps run (see
+    `openmp_teams`)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -123,6 +125,23 @@ async def mixed_run(engine: Engine, timer: StepTimer | None) -> dict[str, float]
     return {"e2e_tok_s": tokens / elapsed, "tbt_p99": tbts[int(0.99 * (len(tbts) - 1))]}
 
 
+def step_kinds(steps: Sequence[tuple[int, int, float]]) -> dict[str, float]:
+    """Where a mixed run's time went: the steps carrying prefill tokens (with whatever decodes rode
+    along) and the decode-only ones, their counts, seconds and tokens. Every policy does the same
+    prefill and decode work on this workload, so these say which steps one policy spends more on."""
+    prefill = [(p, d, t) for p, d, t in steps if p > 0]
+    alone = [(p, d, t) for p, d, t in steps if p == 0]
+    return {
+        "prefill_steps": len(prefill),
+        "prefill_step_s": sum(t for _, _, t in prefill),
+        "prefill_tokens": sum(p for p, _, _ in prefill),
+        "decodes_in_prefill_steps": sum(d for _, d, _ in prefill),
+        "decode_steps": len(alone),
+        "decode_step_s": sum(t for _, _, t in alone),
+        "decodes_alone": sum(d for _, d, _ in alone),
+    }
+
+
 def decode_marginal_cost(steps: Sequence[tuple[int, int, float]]) -> dict[str, float]:
     """Least squares of step seconds = fixed + per prefill token x p + per decode x d, over the mixed
     steps (both kinds of work present) and the others alike."""
@@ -139,12 +158,11 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
 
     gguf = model or _default_gguf()
     threads = torch.get_num_threads()
-    bandwidth = await anyio.to_thread.run_sync(copy_bandwidth, threads)
-    timer, probe = StepTimer(), BackendProbe()
+    timers, probe = {name: StepTimer() for name in POLICIES}, BackendProbe()
     common: dict[str, Any] = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
     engines = {
         name: Engine(gguf, scheduler=name, token_budget=256 if name == "sarathi" else 1024, **common,
-                     plugins=[timer, probe] if name == "sarathi" else [])
+                     plugins=[timers[name], probe] if name == "sarathi" else [timers[name]])
         for name in POLICIES
     }
     whole = Engine(gguf, token_budget=1024, max_num_seqs=16, num_kv_blocks=256)
@@ -154,11 +172,13 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
     try:
         ours = engines["sarathi"]
         for repeat in range(repeats):
-            for threads in (1, 2):
-                rates = llamacpp_rates(gguf, threads, 1, token_prompt(PROMPT_LEN, 0), token_prompt(1024, 99),
+            for llamacpp_threads in (1, 2):
+                rates = llamacpp_rates(gguf, llamacpp_threads, 1, token_prompt(PROMPT_LEN, 0), token_prompt(1024, 99),
                                        DECODE_TOKENS)
                 if rates is not None:
-                    results.setdefault(f"llamacpp_{threads}t", []).append(rates)
+                    results.setdefault(f"llamacpp_{llamacpp_threads}t", []).append(rates)
+            # the machine's bandwidth drifts within minutes: each batch-1 rate gets its own copy measurement
+            results.setdefault("copy_bandwidth", []).append(await anyio.to_thread.run_sync(copy_bandwidth, threads))
             results.setdefault("decode_b1", []).append(await decode_rate(ours, 1))
             results.setdefault("decode_b16", []).append(await decode_rate(ours, 16))
             results.setdefault("prefill_whole", []).append(await prefill_rate(whole, 1024))
@@ -167,11 +187,10 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
             # first after the prefill probes (this machine's speed drifts within minutes)
             for name in POLICIES[repeat % len(POLICIES):] + POLICIES[:repeat % len(POLICIES)]:
                 engine = engines[name]
-                results.setdefault(f"mixed_{name}", []).append(
-                    await mixed_run(engine, timer if name == "sarathi" else None)
-                )
+                results.setdefault(f"mixed_{name}", []).append(await mixed_run(engine, timers[name]))
+                results.setdefault(f"steps_{name}", []).append(step_kinds(timers[name].steps))
                 if name == "sarathi":
-                    results.setdefault("fit", []).append(decode_marginal_cost(timer.steps))
+                    results.setdefault("fit", []).append(decode_marginal_cost(timers[name].steps))
             backend = probe.backend
             assert backend is not None  # the sarathi engine is started
             results.setdefault("direct", []).append(
@@ -181,18 +200,19 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
     finally:
         for engine in (*engines.values(), whole):
             await engine.close()
-    return _summary(results, bytes_b1, bandwidth, threads)
+    return _summary(results, bytes_b1, threads)
 
 
 def _median_dict(items: Sequence[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(item[key] for item in items) for key in items[0]}
 
 
-def _summary(results: dict[str, list[Any]], bytes_b1: int, bandwidth: float, threads: int) -> dict[str, Any]:
+def _summary(results: dict[str, list[Any]], bytes_b1: int, threads: int) -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {
-        "machine": {"torch": torch.__version__, "threads": threads, "copy_bandwidth_gb_s": bandwidth / 1e9},
+        "machine": {"torch": torch.__version__, "threads": threads,
+                    "copy_bandwidth_gb_s": statistics.median(results["copy_bandwidth"]) / 1e9},
         "decode_b1_tok_s": statistics.median(results["decode_b1"]),
         "decode_b16_tok_s": statistics.median(results["decode_b16"]),
         "prefill_whole_tok_s": statistics.median(results["prefill_whole"]),
@@ -201,8 +221,11 @@ def _summary(results: dict[str, list[Any]], bytes_b1: int, bandwidth: float, thr
         "fit": _median_dict(results["fit"]),
         "direct": _median_dict(results["direct"]),
         "mixed": {name: _median_dict(results[f"mixed_{name}"]) for name in POLICIES},
+        "steps": {name: _median_dict(results[f"steps_{name}"]) for name in POLICIES},
     }
-    out["mbu_b1"] = bytes_b1 * out["decode_b1_tok_s"] / bandwidth
+    out["mbu_b1"] = statistics.median(
+        bytes_b1 * rate / bandwidth for rate, bandwidth in zip(results["decode_b1"], results["copy_bandwidth"])
+    )
     for threads in (1, 2):
         if f"llamacpp_{threads}t" in results:
             out[f"llamacpp_{threads}t"] = _median_dict(results[f"llamacpp_{threads}t"])
@@ -264,6 +287,12 @@ def report(s: dict[str, Any]) -> list[str]:
     row("sarathi e2e vs best baseline", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1)
     tbt = mixed["sarathi"]["tbt_p99"] / mixed["vllm"]["tbt_p99"]
     row("sarathi P99 TBT vs vllm", f"{tbt:.2f}x", "<= 0.33x", tbt <= 1 / 3)
+    for name, kinds in s.get("steps", {}).items():
+        row(f"mixed, {name}: steps with prefill / s", f"{kinds['prefill_steps']:.0f} / {kinds['prefill_step_s']:.2f}", "", None)
+        per_token = 1e3 * kinds["prefill_step_s"] / max(kinds["prefill_tokens"], 1)
+        row(f"  ms per prefill token (+ {kinds['decodes_in_prefill_steps']:.0f} decodes)", f"{per_token:.3f}", "", None)
+        per_decode = 1e3 * kinds["decode_step_s"] / max(kinds["decodes_alone"], 1)
+        row("  decode-only steps / s / ms per decode", f"{kinds['decode_steps']:.0f} / {kinds['decode_step_s']:.2f} / {per_decode:.2f}", "", None)
     return lines
 
 
