@@ -39,10 +39,13 @@ def never_drops_a_ready_decode(sim, batch, before):
 
 
 def partial_prefills(sim):
-    """Running prompts that have had a chunk scheduled but not their last."""
+    """Running prompts that have had a chunk scheduled but not their last. A request past its prefill
+    is not one, even in a step that leaves its decode out: its sampled token makes `num_tokens` one
+    more than the positions scheduled so far."""
     return [
         r for r in sim.policy.running
         if r.num_preemptions == sim._seen_preemptions.get(r.request_id, 0)
+        and not r.is_decode
         and 0 < sim._next_pos.get(r.request_id, 0) < r.num_tokens
     ]
 
