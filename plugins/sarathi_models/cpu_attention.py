@@ -1,12 +1,15 @@
-"""The "cpu" attention backend: the "torch" backend with decodes read in place from the paged cache.
+"""The "cpu" attention backend: the "torch" backend with attention read in place from the paged cache.
 
 Decode attention in plain torch gathers each decode's whole padded context out of the paged cache,
 per layer and per step, before it attends: at 800 tokens of context that copy, and the padded
 matmuls after it, made each decode cost about 16 ms of a mixed step on a 2-core CPU. The fused
 kernel (`csrc/cpu_ops.cpp`, `decode_attention`) walks the block table instead and reads each key and
-value row once, shared by the query heads of its KV head, accumulating in fp32. Prefill chunks keep
-the torch backend's path: one gather per chunk is small next to the chunk's own attention, which
-SDPA computes fast.
+value row once, shared by the query heads of its KV head, accumulating in fp32.
+
+Prefill chunks in bf16 with head_dim 64 and no sliding window take `prefill_attention`
+(`csrc/prefill_attention.cpp`): the chunk's keys read in place, causally from the bottom right, with
+the blocks a mask would hide never computed. The torch backend gathers the chunk's context in every
+layer and runs SDPA with a mask over all of it. Other chunks keep the torch backend's path.
 
 "auto" selects this backend on the CPU when the kernels compiled (see `cpu_ops`), else "torch".
 """
@@ -24,6 +27,24 @@ class CpuAttention(TorchAttention):
 
     def __init__(self, kernels: object) -> None:
         self.kernels = kernels
+
+    def attend_prefill(
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        context: AttentionContext,
+        i: int,
+        scale: float,
+        sliding_window: int | None,
+    ) -> torch.Tensor:
+        """Prefill chunk i: q [q_len, Hq, D] -> [q_len, Hq, D], by the kernel where it applies."""
+        if (sliding_window is None and q.dtype == torch.bfloat16 and q.shape[-1] == 64
+                and q.shape[1] <= 8 * k_cache.shape[2] and self.kernels.prefill_attention_supported()):  # type: ignore[attr-defined]
+            return self.kernels.prefill_attention(  # type: ignore[attr-defined]
+                q.contiguous(), k_cache, v_cache, context.prefill_block_tables[i], context.prefill_context_lens[i], scale
+            )
+        return super().attend_prefill(q, k_cache, v_cache, context, i, scale, sliding_window)
 
     def attend_decodes(
         self,

@@ -22,7 +22,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCES = [Path(__file__).parent / "csrc" / name for name in ("bindings.cpp", "cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp", "argmax.cpp")]
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("bindings.cpp", "cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp", "argmax.cpp",
+                                                             "prefill_attention.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
 
 

@@ -60,22 +60,34 @@ class TorchAttention:
         num_kv_heads, head_dim = k_cache.shape[2], k_cache.shape[3]
         k_cache.view(-1, num_kv_heads, head_dim).index_copy_(0, context.slot_mapping, k)
         v_cache.view(-1, num_kv_heads, head_dim).index_copy_(0, context.slot_mapping, v)
-        plan: _StepPlan = context.backend_state
         out = torch.empty_like(q)  # [T, Hq, D]
         for i, start in enumerate(context.prefill_query_starts):
             end = start + context.prefill_query_lens[i]
-            length = context.prefill_context_lens[i]
-            keys = k_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
-            values = v_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
-            if length == end - start and sliding_window is None:  # a whole prompt: plain causal
-                out[start:end] = _attend_chunk(q[start:end], keys, values, None, scale)
-                continue
-            mask = _prefill_mask(plan, context, sliding_window, i)  # [q_len, L]
-            out[start:end] = _attend_chunk(q[start:end], keys, values, mask, scale)
+            out[start:end] = self.attend_prefill(q[start:end], k_cache, v_cache, context, i, scale, sliding_window)
         if context.num_decodes:
             n = context.num_prefill_tokens
             out[n:] = self.attend_decodes(q[n:], k_cache, v_cache, context, scale, sliding_window)
         return out
+
+    def attend_prefill(
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        context: AttentionContext,
+        i: int,
+        scale: float,
+        sliding_window: int | None,
+    ) -> torch.Tensor:
+        """Prefill chunk i of the step: q [q_len, Hq, D] over its context in the cache -> [q_len, Hq, D]."""
+        plan: _StepPlan = context.backend_state
+        length = context.prefill_context_lens[i]
+        keys = k_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
+        values = v_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
+        if length == q.shape[0] and sliding_window is None:  # a whole prompt: plain causal
+            return _attend_chunk(q, keys, values, None, scale)
+        mask = _prefill_mask(plan, context, sliding_window, i)  # [q_len, L]
+        return _attend_chunk(q, keys, values, mask, scale)
 
     def attend_decodes(
         self,

@@ -114,6 +114,37 @@ def test_a_decode_attends_the_same_alone_or_among_many(dtype, hq, hkv, window):
     assert torch.allclose(together.double(), want, atol=tolerance, rtol=tolerance)
 
 
+def reference_prefill_attention(q, k_cache, v_cache, table, length, scale):
+    """float64: the chunk's T queries are positions length - T .. length - 1, each over keys 0 .. itself."""
+    t, hq, _ = q.shape
+    hkv, bs = k_cache.shape[2], k_cache.shape[1]
+    pos = torch.arange(length)
+    keys = k_cache[table[pos // bs], pos % bs].double().repeat_interleave(hq // hkv, 1)  # [L, Hq, D]
+    values = v_cache[table[pos // bs], pos % bs].double().repeat_interleave(hq // hkv, 1)
+    scores = torch.einsum("thd,lhd->htl", q.double(), keys) * scale  # [Hq, T, L]
+    visible = pos[None, :] <= torch.arange(length - t, length)[:, None]  # [T, L]
+    probs = torch.softmax(scores.masked_fill(~visible[None], float("-inf")), dim=-1)
+    return torch.einsum("htl,lhd->thd", probs, values)
+
+
+@pytest.mark.skipif(not (kernels() and kernels().prefill_attention_supported()), reason="needs AVX-512 BF16")
+@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (4, 4), (16, 2)])
+@pytest.mark.parametrize(("t", "length"), [(1, 1), (5, 5), (16, 16), (37, 50), (17, 300), (64, 64), (40, 129)])
+def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_reference(hq, hkv, t, length):
+    """Whole prompts and chunks after a cached prefix, lengths on and off the 16-key blocks, GQA ratios
+    1 to 8, a random block table."""
+    gen = torch.Generator().manual_seed(hq * 1000 + t * 7 + length)
+    bs, dim = 16, 64
+    blocks = length // bs + 1
+    k_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    table = torch.randperm(2 * blocks, generator=gen)[:blocks]
+    q = torch.randn(t, hq, dim, generator=gen).bfloat16()
+    got = kernels().prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
+    want = reference_prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
+    assert torch.allclose(got.double(), want, atol=2e-2, rtol=2e-2)
+
+
 def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error():
     with pytest.raises(RuntimeError, match="contiguous"):
         kernels().rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)

@@ -17,4 +17,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
   m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");
   m.def("decode_attention", &decode_attention, "decode attention over the paged KV cache");
+  m.def("prefill_attention", &prefill_attention, "a prefill chunk's causal attention over the paged KV cache");
+  m.def("prefill_attention_supported", &prefill_attention_supported, "whether this build has prefill_attention");
 }

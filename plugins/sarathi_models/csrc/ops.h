@@ -25,6 +25,13 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
                             const at::Tensor& block_tables, const at::Tensor& context_lens, double scale,
                             int64_t window);
 
+// Prefill-chunk attention over the paged cache (prefill_attention.cpp): q [T, Hq, 64] bf16, the chunk's
+// last T positions of a context_len-token context; block_table [max_blocks] int64 -> [T, Hq, 64].
+at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                             const at::Tensor& block_table, int64_t context_len, double scale);
+// Whether this build has `prefill_attention` (it needs AVX-512 BF16).
+bool prefill_attention_supported();
+
 // x [M, K] @ w.T for a 4- or 8-bit weight w [N, K] in the tiled layout of `quant_matmul.cpp` -> [M, N],
 // in x's dtype.
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n);
