@@ -145,14 +145,16 @@ void attend_tile(const uint16_t* qp, const uint16_t* kp, const uint16_t* vp, con
         const __m512 sc = _mm512_mul_ps(s[r], _mm512_set1_ps(fscale));
         const float block_max = _mm512_mask_reduce_max_ps(mask, sc);
         const float m_new = std::max(m[row], block_max);
-        const float corr = std::exp(m[row] - m_new);
+        const float corr = m_new == m[row] ? 1.f : std::exp(m[row] - m_new);  // the maximum settles early
         const __m512 p = _mm512_maskz_mov_ps(mask, exp_nonpositive(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
         l[row] = l[row] * corr + _mm512_reduce_add_ps(p);
         m[row] = m_new;
         const __m256bh pb = _mm512_cvtneps_pbh(p);
         _mm256_store_si256(reinterpret_cast<__m256i*>(probs[row]), (__m256i)pb);
         __m512 a[4];
-        for (int c = 0; c < 4; ++c) a[c] = _mm512_mul_ps(_mm512_load_ps(acc[row] + 16 * c), _mm512_set1_ps(corr));
+        for (int c = 0; c < 4; ++c) a[c] = _mm512_load_ps(acc[row] + 16 * c);
+        if (corr != 1.f)
+          for (int c = 0; c < 4; ++c) a[c] = _mm512_mul_ps(a[c], _mm512_set1_ps(corr));
         for (int pr = 0; pr < 8; ++pr) {
           uint32_t bits;
           std::memcpy(&bits, probs[row] + 2 * pr, 4);
