@@ -27,6 +27,8 @@ class CpuAttention(TorchAttention):
 
     def __init__(self, kernels: object) -> None:
         self.kernels = kernels
+        self.has_prefill_kernel: bool = kernels.prefill_attention_supported()  # type: ignore[attr-defined]
+        """Whether this build has `prefill_attention` (it needs AVX-512 BF16)."""
 
     def attend_prefill(
         self,
@@ -40,7 +42,7 @@ class CpuAttention(TorchAttention):
     ) -> torch.Tensor:
         """Prefill chunk i: q [q_len, Hq, D] -> [q_len, Hq, D], by the kernel where it applies."""
         if (sliding_window is None and q.dtype == torch.bfloat16 and q.shape[-1] == 64
-                and q.shape[1] <= 8 * k_cache.shape[2] and self.kernels.prefill_attention_supported()):  # type: ignore[attr-defined]
+                and q.shape[1] <= 8 * k_cache.shape[2] and self.has_prefill_kernel):
             return self.kernels.prefill_attention(  # type: ignore[attr-defined]
                 q.contiguous(), k_cache, v_cache, context.prefill_block_tables[i], context.prefill_context_lens[i], scale
             )

@@ -14,6 +14,7 @@
 
 #include "ops.h"
 #include "shares.h"
+#include "simd.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
@@ -134,23 +135,6 @@ void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
-// e^x for x <= 0 (softmax after the max is subtracted), 16 lanes: 2^n * p(r) with x = n ln2 + r,
-// |r| <= ln2 / 2, p a degree-6 Taylor polynomial (relative error under 2e-7, as libm's expf).
-inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
-}
-
 // The sums of 16 vectors, lane r of the result = sum of v[r]: a transpose-and-add tree, 45 ops for
 // 16 rows where one horizontal sum per row costs about 8.
 inline __m512 sum16(const __m512* v) {
@@ -355,21 +339,11 @@ std::vector<int64_t> attention_shares_of(const shares::PagedDecodes<T>& layer, i
   constexpr int64_t kTaskRows = 16;  // a task's fixed cost, counted in context rows
   const int64_t tasks = layer.tasks(), splits = tasks / std::max<int64_t>(1, layer.decodes);
   std::vector<int64_t> cost(tasks);
-  int64_t total = 0;
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t length = layer.lengths[task / splits];
     cost[task] = (layer.window > 0 ? std::min(length, layer.window) : length) + kTaskRows;
-    total += cost[task];
   }
-  std::vector<int64_t> bounds{0};
-  int64_t done = 0;
-  for (int64_t task = 0; task < tasks; ++task) {
-    done += cost[task];
-    if (static_cast<int64_t>(bounds.size()) < parts && done * parts >= total * static_cast<int64_t>(bounds.size()))
-      bounds.push_back(task + 1);
-  }
-  while (static_cast<int64_t>(bounds.size()) <= parts) bounds.push_back(tasks);
-  return bounds;
+  return shares::balanced_bounds(cost, parts);
 }
 
 // Tasks [begin, end) of the layer's decode attention: the G = Hq / Hkv query heads of a KV head share
@@ -484,6 +458,21 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, cons
 }
 
 namespace shares {
+
+std::vector<int64_t> balanced_bounds(const std::vector<int64_t>& cost, int64_t parts) {
+  int64_t total = 0;
+  for (const int64_t c : cost) total += c;
+  std::vector<int64_t> bounds{0};
+  int64_t done = 0;
+  const int64_t count = static_cast<int64_t>(cost.size());
+  for (int64_t item = 0; item < count; ++item) {
+    done += cost[item];
+    if (static_cast<int64_t>(bounds.size()) < parts && done * parts >= total * static_cast<int64_t>(bounds.size()))
+      bounds.push_back(item + 1);
+  }
+  while (static_cast<int64_t>(bounds.size()) <= parts) bounds.push_back(count);
+  return bounds;
+}
 
 Range slice(int64_t count, int64_t index, int64_t parts) {
   const int64_t chunk = (count + parts - 1) / parts;

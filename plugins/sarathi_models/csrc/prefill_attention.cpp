@@ -16,6 +16,7 @@
 // the attention backend keeps SDPA for everything else.
 
 #include "ops.h"
+#include "simd.h"
 
 #include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
@@ -33,22 +34,6 @@
 namespace {
 
 constexpr int64_t kTile = 16;  // query positions per task, keys per block
-
-// e^x for x <= 0 (as in cpu_ops.cpp): 2^n * p(r), p a degree-6 Taylor polynomial.
-inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
-}
 
 // 16x16 transpose of 32-bit lanes: in[r] lane c -> out[c] lane r.
 inline void transpose16(const __m512i* in, __m512i* out) {
@@ -183,20 +168,8 @@ void attend_tile(const uint16_t* qp, const uint16_t* kp, const uint16_t* vp, con
 // keys than an early one).
 std::vector<int64_t> tile_shares(int64_t tiles, int64_t hkv, int64_t p0, int64_t parts) {
   std::vector<int64_t> cost(tiles * hkv);
-  int64_t total = 0;
-  for (int64_t task = 0; task < tiles * hkv; ++task) {
-    cost[task] = p0 + (task / hkv + 1) * kTile;
-    total += cost[task];
-  }
-  std::vector<int64_t> bounds{0};
-  int64_t done = 0;
-  for (int64_t task = 0; task < tiles * hkv; ++task) {
-    done += cost[task];
-    if (static_cast<int64_t>(bounds.size()) < parts && done * parts >= total * static_cast<int64_t>(bounds.size()))
-      bounds.push_back(task + 1);
-  }
-  while (static_cast<int64_t>(bounds.size()) <= parts) bounds.push_back(tiles * hkv);
-  return bounds;
+  for (int64_t task = 0; task < tiles * hkv; ++task) cost[task] = p0 + (task / hkv + 1) * kTile;
+  return shares::balanced_bounds(cost, parts);
 }
 
 }  // namespace

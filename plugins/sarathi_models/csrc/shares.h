@@ -27,6 +27,11 @@ struct Range {
 };
 Range slice(int64_t count, int64_t index, int64_t parts);
 
+// parts + 1 bounds that cut items of the given costs into `parts` runs of about equal total cost, in
+// order (a thread's share of tasks that differ in size: decodes of different contexts, query tiles
+// late or early in a chunk).
+std::vector<int64_t> balanced_bounds(const std::vector<int64_t>& cost, int64_t parts);
+
 // Rows [begin, end) of RMSNorm: x [T, H] by weight [H] -> out [T, H].
 void rms_norm(const bf16* x, const bf16* weight, double eps, int64_t hidden, bf16* out, Range rows);
 

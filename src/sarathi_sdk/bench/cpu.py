@@ -77,15 +77,9 @@ def copy_bandwidth(threads: int) -> float:
     `openmp_teams`)."""
     import torch
 
-    torch.set_num_threads(threads)
     src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
     dst = torch.empty_like(src)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        dst.copy_(src)
-        times.append(time.perf_counter() - start)
-    return 2 * src.nbytes / statistics.median(times)
+    return 2 * src.nbytes / _median_seconds(threads, lambda: dst.copy_(src))
 
 
 def read_bandwidth(threads: int) -> float:
@@ -95,14 +89,21 @@ def read_bandwidth(threads: int) -> float:
     100%, and this second reference says how close the step is to what reading can do."""
     import torch
 
-    torch.set_num_threads(threads)
     src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
+    return src.nbytes / _median_seconds(threads, src.sum)
+
+
+def _median_seconds(threads: int, op: Any, repeats: int = 5) -> float:
+    """The median time of `repeats` calls of `op` on `threads` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
     times = []
-    for _ in range(5):
+    for _ in range(repeats):
         start = time.perf_counter()
-        src.sum()
+        op()
         times.append(time.perf_counter() - start)
-    return src.nbytes / statistics.median(times)
+    return statistics.median(times)
 
 
 class StepTimer:
