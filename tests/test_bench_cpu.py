@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sarathi_sdk.bench import cpu, decode_cost, openmp_teams
+from sarathi_sdk.bench import cpu, decode_cost, openmp_teams, pass_cost
 
 
 def test_decode_marginal_cost_recovers_a_known_linear_step_model():
@@ -76,3 +76,43 @@ def test_the_other_openmp_team_lives_until_ended():
     assert other._thread.is_alive()  # its team stays alive with it
     other.end()
     assert not other._thread.is_alive()
+
+
+class _TimedByRows:
+    """A backend whose prefill pass takes 12 ms + 0.5 ms per token and whose decode step 3 ms + 1 ms
+    per decode."""
+
+    def __init__(self) -> None:
+        self.batches = []
+
+    def execute(self, batch):
+        self.batches.append(batch)
+        if batch.prefills:
+            time.sleep(0.012 + 0.0005 * batch.num_tokens)
+        else:
+            time.sleep(0.003 + 0.001 * len(batch.decodes))
+
+
+def test_pass_costs_are_the_intercepts_and_slopes_of_prefill_and_decode_steps():
+    backend = _TimedByRows()
+    costs = pass_cost.pass_costs(backend, 16, prompt_lens=(16, 64), decodes=(1, 8), context=512, repeats=1)
+    assert costs["prefill_fixed_ms"] == pytest.approx(12, abs=1.5)
+    assert costs["prefill_ms_per_token"] == pytest.approx(0.5, abs=0.05)
+    assert costs["decode_fixed_ms"] == pytest.approx(3, abs=1.5)
+    assert costs["decode_ms_per_decode"] == pytest.approx(1, abs=0.3)
+    prompt = next(b for b in backend.batches if b.prefills and b.num_tokens == 64)
+    assert prompt.prefills[0].start_pos == 0 and prompt.prefills[0].is_last_chunk
+    decodes = backend.batches[-1].decodes if backend.batches[-1].decodes else backend.batches[-2].decodes
+    assert all(d.position == 512 and len(d.block_table) * 16 > 512 for d in decodes)
+    flat = [b for d in decodes for b in d.block_table]
+    assert len(flat) == len(set(flat))
+
+
+def test_sarathis_edge_is_the_decode_steps_it_saves_less_the_prefill_passes_it_adds():
+    costs = {"prefill_fixed_ms": 10.0, "decode_fixed_ms": 3.0}
+    sarathi = {"prefill_steps": 71, "decode_steps": 65}
+    vllm = {"prefill_steps": 25, "decode_steps": 109}
+    bound = pass_cost.sarathi_edge_bound(costs, sarathi, vllm)
+    assert bound["decode_steps_saved_s"] == pytest.approx(0.132)
+    assert bound["prefill_passes_cost_s"] == pytest.approx(0.46)
+    assert bound["edge_s"] == pytest.approx(-0.328)

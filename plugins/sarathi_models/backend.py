@@ -29,7 +29,7 @@ from .inputs import StepInputs, build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
 from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
-from .quantize_model import quantize_model
+from .quantize_model import prepack_model, quantize_model
 from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 from .sampler import Sampler
 
@@ -66,6 +66,7 @@ class TorchModelBackend:
         self.num_quantized_layers = quantize_model(
             self.model, config.model, config.quantization, self.device, self.dtype
         )
+        prepack_model(self.model, self.device, self.dtype)
         self.block_size = 0
         """Tokens per KV block, as the cache `start` allocated holds them."""
         self._started = False

@@ -18,6 +18,7 @@ from torch import nn
 from sarathi_sdk import ConfigError
 
 from .cpu_ops import cpu_kernels
+from .prepack import PrepackedWeight, prepack
 from .quant import QuantizedWeight, takes_quantized_kernel
 
 
@@ -32,20 +33,30 @@ class Linear(nn.Module):
     """y = x W^T (+ b), W [out_features, in_features].
 
     `quantized`, when the loader sets it, is the same weight in a quantized form that small steps
-    read instead of W (see `quant`).
+    read instead of W (see `quant`). `prepacked`, once `pack` ran, is W in oneDNN's layout, and the
+    plain W is gone (`weight` is None; see `prepack`).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features), requires_grad=False)
+        self.weight: nn.Parameter | None = nn.Parameter(torch.empty(out_features, in_features), requires_grad=False)
         self.bias = nn.Parameter(torch.empty(out_features), requires_grad=False) if bias else None
         self.quantized: QuantizedWeight | None = None
+        self.prepacked: PrepackedWeight | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quantized is not None and takes_quantized_kernel(x):
             y = self.quantized.matmul(x)  # [T, out_features]
             return y if self.bias is None else y + self.bias
+        if self.prepacked is not None:
+            return self.prepacked.matmul(x, self.bias)  # [T, out_features]
         return F.linear(x, self.weight, self.bias)  # [T, out_features]
+
+    def pack(self) -> None:
+        """Keep W only in oneDNN's layout (bf16 on the CPU: see `prepack.can_prepack`)."""
+        if self.weight is not None:
+            self.prepacked = prepack(self.weight)
+            self.weight = None
 
 
 class MergedLinear(Linear):

@@ -1,4 +1,5 @@
-"""Give a loaded model's linear layers their quantized form, as `EngineConfig.quantization` asks.
+"""Give a loaded model's linear layers the weight forms the CPU kernels read: quantized, as
+`EngineConfig.quantization` asks (`quantize_model`), and packed for oneDNN (`prepack_model`).
 
 - "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q8_0 (the converted folder's
   `quantized.safetensors`) get a quantized kernel, exactly as stored (the embedding's Q8_0 form serves
@@ -10,6 +11,9 @@
 Quantized kernels run on bf16 activations on the CPU only (see `quant`): "auto" does nothing for
 another dtype or device, and "int4" / "int8" there are a ConfigError. The bf16 weights stay loaded
 beside the quantized ones: steps of many rows (prefill chunks) run on them (see `quant`).
+
+`prepack_model` then packs every bf16 CPU linear weight into oneDNN's layout (see `prepack`): the
+steps that do not take a quantized kernel multiply with it, the same bits as the plain weight.
 
 Imports torch, safetensors, this package and the public `sarathi_sdk` API.
 """
@@ -27,6 +31,7 @@ from sarathi_sdk import ConfigError
 from .cpu_ops import cpu_kernels
 from .gguf_weights import QUANTIZED_FILE
 from .layers import Linear, MergedLinear
+from .prepack import can_prepack
 from .protocols import CausalLM
 from .quant import QuantizedWeight, pack_int4, pack_q8_0, quantize_int4, quantize_int8
 
@@ -55,6 +60,17 @@ def quantize_model(model: CausalLM, model_dir: str | Path, mode: str, device: to
         model.tied_head_quantized = head  # type: ignore[attr-defined]
         count += head is not None
     return count
+
+
+def prepack_model(model: CausalLM, device: torch.device, dtype: torch.dtype) -> int:
+    """Pack every linear weight of `model` for oneDNN where `can_prepack`; returns how many. Run it
+    after `quantize_model`, which quantizes from the plain weights."""
+    if not can_prepack(device, dtype):
+        return 0
+    layers = [module for module in model.modules() if isinstance(module, Linear)]  # type: ignore[attr-defined]
+    for layer in layers:
+        layer.pack()
+    return len(layers)
 
 
 def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:

@@ -31,7 +31,7 @@ from .inputs import build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
 from .loader import load_model
 from .protocols import TokenSampler
-from .quantize_model import quantize_model
+from .quantize_model import prepack_model, quantize_model
 from .sampler import Sampler
 
 
@@ -80,6 +80,7 @@ class TorchPipelineStage:
         self.is_last = stage_index == num_stages - 1
         if not self.is_first:  # the embedding, final norm and LM head serve stage 0 only
             decoder.embed_tokens = decoder.norm = model.lm_head = model.tied_head_quantized = None
+        prepack_model(model, self.device, self.dtype)
         self.model = model
         self.stage_config = dataclasses.replace(model.config, num_layers=last - first)
         """The model's shape as far as this stage's KV cache goes: its own layers."""

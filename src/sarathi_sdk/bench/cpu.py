@@ -12,7 +12,9 @@ One run, repeats alternating between the systems, medians reported:
   16 sequences): end-to-end throughput and P99 time between tokens for every policy, and a decode's
   marginal cost in a mixed step, from a least-squares fit of the sarathi run's own step times over
   its prefill tokens and decodes, and measured directly on controlled steps (`decode_cost`); and for
-  every policy where its time went (`step_kinds`: the steps carrying prefill, the decode-only ones).
+  every policy where its time went (`step_kinds`: the steps carrying prefill, the decode-only ones);
+- the fixed cost of a prefill pass and of a decode-only step (`pass_cost`), and the most SARATHI can
+  gain over the vllm policy from them: the decode-only steps it saves, less the prefill passes it adds.
 
 Whole prompts need a budget that holds them, so the baselines (vllm, orca, static) run at budget
 1024; sarathi runs at 256, its chunk size.
@@ -37,6 +39,7 @@ from .. import Engine, RequestOutput, SamplingParams, hookimpl
 from .decode_cost import direct_marginal_cost
 from .llamacpp import llamacpp_rates
 from .model_cost import bytes_per_decode_token
+from .pass_cost import pass_costs, sarathi_edge_bound
 from .records import final_metrics
 from .runner import BackendProbe
 from .tasks import gather
@@ -215,6 +218,9 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
             results.setdefault("direct", []).append(
                 await anyio.to_thread.run_sync(direct_marginal_cost, backend, common["block_size"])
             )
+            results.setdefault("pass_costs", []).append(
+                await anyio.to_thread.run_sync(pass_costs, backend, common["block_size"])
+            )
         bytes_b1 = bytes_per_decode_token(probe.backend, PROMPT_LEN + DECODE_TOKENS // 2)
     finally:
         for engine in (*engines.values(), whole):
@@ -242,7 +248,9 @@ def _summary(results: dict[str, list[Any]], bytes_b1: int, threads: int) -> dict
         "direct": _median_dict(results["direct"]),
         "mixed": {name: _median_dict(results[f"mixed_{name}"]) for name in POLICIES},
         "steps": {name: _median_dict(results[f"steps_{name}"]) for name in POLICIES},
+        "pass_costs": _median_dict(results["pass_costs"]),
     }
+    out["sarathi_edge_bound"] = sarathi_edge_bound(out["pass_costs"], out["steps"]["sarathi"], out["steps"]["vllm"])
     out["mbu_b1"] = statistics.median(
         bytes_b1 * rate / bandwidth for rate, bandwidth in zip(results["decode_b1"], results["copy_bandwidth"])
     )
@@ -318,6 +326,12 @@ def report(s: dict[str, Any]) -> list[str]:
         row(f"  ms per prefill token (+ {kinds['decodes_in_prefill_steps']:.0f} decodes)", f"{per_token:.3f}", "", None)
         per_decode = 1e3 * kinds["decode_step_s"] / max(kinds["decodes_alone"], 1)
         row("  decode-only steps / s / ms per decode", f"{kinds['decode_steps']:.0f} / {kinds['decode_step_s']:.2f} / {per_decode:.2f}", "", None)
+    if "pass_costs" in s:
+        costs, bound = s["pass_costs"], s["sarathi_edge_bound"]
+        row("prefill pass: fixed ms / ms per token", f"{costs['prefill_fixed_ms']:.1f} / {costs['prefill_ms_per_token']:.2f}", "", None)
+        row("decode step at 512: fixed ms / ms per decode", f"{costs['decode_fixed_ms']:.1f} / {costs['decode_ms_per_decode']:.2f}", "", None)
+        row("sarathi's edge over vllm at most, s", f"{bound['edge_s']:+.2f}", "", None)
+        row("  = decode-only steps saved - prefill passes added", f"{bound['decode_steps_saved_s']:.2f} - {bound['prefill_passes_cost_s']:.2f}", "", None)
     return lines
 
 

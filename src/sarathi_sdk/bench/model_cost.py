@@ -91,7 +91,7 @@ class ModelCost:
 
 def bytes_per_decode_token(backend: ModelBackend | None, context: int) -> int:
     """What one batch-1 decode step reads: every weight in the form a one-row step reads it (the
-    quantized form where a layer has one, the embedding row aside) plus the KV of `context` tokens.
+    quantized form where a layer has one, else the packed or plain one, the embedding row aside) plus the KV of `context` tokens.
     Reads the bundled torch backend's model: a benchmark of that backend, not of the public API."""
     model: Any = getattr(backend, "model", None)  # the torch backend's; not part of the protocol
     if model is None:
@@ -99,8 +99,11 @@ def bytes_per_decode_token(backend: ModelBackend | None, context: int) -> int:
     total = 0
     for name, module in model.named_modules():
         quantized = getattr(module, "quantized", None)
+        prepacked = getattr(module, "prepacked", None)
         if quantized is not None:
             total += quantized.nbytes
+        elif prepacked is not None:
+            total += prepacked.nbytes + sum(p.nbytes for p in module.parameters(recurse=False))
         elif name.endswith("embed_tokens"):
             head = model.tied_head_quantized
             total += head.nbytes if head is not None else module.weight.nbytes
