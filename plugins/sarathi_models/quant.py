@@ -32,8 +32,8 @@ but not on accuracy: with whole prompts prefilled on int8 activations the defaul
 outliers that a group's int8 step blurs, and every later token attends to them). So a quantized
 `Linear` takes its kernel for steps of at most `QUANTIZED_MAX_ROWS` rows, decode steps and short
 prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
-GEMM on the bf16 weights kept beside. The quantized kernels need bf16 activations: an fp32 model is
-never quantized and stays exact.
+GEMM on the bf16 weights kept beside (packed for oneDNN: see `prepack`). The quantized kernels need
+bf16 activations: an fp32 model is never quantized and stays exact.
 
 Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 """

@@ -10,7 +10,8 @@
 
 Quantized kernels run on bf16 activations on the CPU only (see `quant`): "auto" does nothing for
 another dtype or device, and "int4" / "int8" there are a ConfigError. The bf16 weights stay loaded
-beside the quantized ones: steps of many rows (prefill chunks) run on them (see `quant`).
+beside the quantized ones (packed, below): steps of many rows (prefill chunks) run on them (see
+`quant`).
 
 `prepack_model` then packs every bf16 CPU linear weight into oneDNN's layout (see `prepack`): the
 steps that do not take a quantized kernel multiply with it, the same bits as the plain weight.
