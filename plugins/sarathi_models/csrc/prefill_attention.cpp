@@ -121,25 +121,41 @@ void attend_tile(const uint16_t* qp, const uint16_t* kp, const uint16_t* vp, con
         for (int r = 0; r < 8; ++r)
           if (r < nr) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_set1_epi32(qpairs[r][dp]), k);
       }
+      // the 8 rows' softmax steps phase by phase, so their dependency chains (reduction -> running
+      // maximum -> exp -> sum) overlap instead of running one row after another
+      __mmask16 mask[8];
+      __m512 p[8];
+      float corr[8];
       for (int r = 0; r < nr; ++r) {
         const int64_t row = r0 + r, pos = p0 + i0 + row / group;
         const int64_t visible = std::min<int64_t>(nkeys, pos - j0 + 1);  // keys j0 .. pos
-        if (visible <= 0) continue;  // the whole block lies after this row's position
+        // a block wholly after this row's position contributes nothing (mask 0)
+        mask[r] = visible <= 0 ? 0 : visible >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << visible) - 1);
+        s[r] = _mm512_mul_ps(s[r], _mm512_set1_ps(fscale));
+      }
+      for (int r = 0; r < nr; ++r) {
+        if (!mask[r]) continue;
+        const int64_t row = r0 + r;
         // online softmax: rescale what the row has by e^(old max - new max), add this block
-        const __mmask16 mask = visible >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << visible) - 1);
-        const __m512 sc = _mm512_mul_ps(s[r], _mm512_set1_ps(fscale));
-        const float block_max = _mm512_mask_reduce_max_ps(mask, sc);
-        const float m_new = std::max(m[row], block_max);
-        const float corr = m_new == m[row] ? 1.f : std::exp(m[row] - m_new);  // the maximum settles early
-        const __m512 p = _mm512_maskz_mov_ps(mask, exp_nonpositive(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
-        l[row] = l[row] * corr + _mm512_reduce_add_ps(p);
+        const float m_new = std::max(m[row], _mm512_mask_reduce_max_ps(mask[r], s[r]));
+        corr[r] = m_new == m[row] ? 1.f : std::exp(m[row] - m_new);  // the maximum settles early
         m[row] = m_new;
-        const __m256bh pb = _mm512_cvtneps_pbh(p);
+        p[r] = _mm512_maskz_mov_ps(mask[r], exp_nonpositive(_mm512_sub_ps(s[r], _mm512_set1_ps(m_new))));
+      }
+      for (int r = 0; r < nr; ++r) {
+        if (!mask[r]) continue;
+        const int64_t row = r0 + r;
+        l[row] = l[row] * corr[r] + _mm512_reduce_add_ps(p[r]);
+        const __m256bh pb = _mm512_cvtneps_pbh(p[r]);
         _mm256_store_si256(reinterpret_cast<__m256i*>(probs[row]), (__m256i)pb);
+      }
+      for (int r = 0; r < nr; ++r) {
+        if (!mask[r]) continue;
+        const int64_t row = r0 + r;
         __m512 a[4];
         for (int c = 0; c < 4; ++c) a[c] = _mm512_load_ps(acc[row] + 16 * c);
-        if (corr != 1.f)
-          for (int c = 0; c < 4; ++c) a[c] = _mm512_mul_ps(a[c], _mm512_set1_ps(corr));
+        if (corr[r] != 1.f)
+          for (int c = 0; c < 4; ++c) a[c] = _mm512_mul_ps(a[c], _mm512_set1_ps(corr[r]));
         for (int pr = 0; pr < 8; ++pr) {
           uint32_t bits;
           std::memcpy(&bits, probs[row] + 2 * pr, 4);
