@@ -44,26 +44,33 @@ def mixed_batch(chunk: int, decodes: int, context: int, block_size: int) -> Sche
 def direct_marginal_cost(backend: ModelBackend, block_size: int, contexts: Sequence[int] = (256, 512, 800),
                          decodes: Sequence[int] = (0, 4, 8, 16), chunk: int = 240,
                          repeats: int = 5) -> dict[str, float]:
-    """{"ms_per_decode_at_<context>": slope} for each context, step times as medians of `repeats`.
-
-    The decode counts take turns, one step each per round (in a rotating order), so a drift of the
-    machine's speed within a context's rounds moves every count alike instead of tilting the slope:
-    a 240-token chunk's step takes about 250 ms here, and a few percent of that is more than 16 decodes
-    cost."""
-    import numpy as np
-
+    """{"ms_per_decode_at_<context>": slope} for each context, step times as medians of `repeats`
+    (see `fit_line`: a 240-token chunk's step takes about 250 ms here, and a few percent of that is
+    more than 16 decodes cost)."""
     out: dict[str, float] = {}
     for context in contexts:
         batches = [mixed_batch(chunk, n, context, block_size) for n in decodes]
-        for batch in batches:
-            backend.execute(batch)  # warm
-        times: list[list[float]] = [[] for _ in decodes]
-        for round_ in range(repeats):
-            for i in (*range(round_ % len(decodes), len(decodes)), *range(round_ % len(decodes))):
-                start = time.perf_counter()
-                backend.execute(batches[i])
-                times[i].append(time.perf_counter() - start)
-        seconds = [statistics.median(t) for t in times]
-        slope, _ = np.polyfit(np.asarray(decodes, dtype=float), np.asarray(seconds), 1)
-        out[f"ms_per_decode_at_{context}"] = slope * 1e3
+        _, slope = fit_line(backend, batches, decodes, repeats)
+        out[f"ms_per_decode_at_{context}"] = slope
     return out
+
+
+def fit_line(backend: ModelBackend, batches: Sequence[ScheduledBatch], sizes: Sequence[int],
+             repeats: int) -> tuple[float, float]:
+    """(intercept, slope) in ms of the median step time over `sizes`, one batch per size.
+
+    The batches take turns, one step each per round (in a rotating order), so a drift of the machine's
+    speed within the rounds moves every size alike instead of tilting the slope."""
+    import numpy as np
+
+    for batch in batches:
+        backend.execute(batch)  # warm
+    times: list[list[float]] = [[] for _ in batches]
+    for round_ in range(repeats):
+        for i in (*range(round_ % len(batches), len(batches)), *range(round_ % len(batches))):
+            start = time.perf_counter()
+            backend.execute(batches[i])
+            times[i].append(time.perf_counter() - start)
+    seconds = [statistics.median(t) for t in times]
+    slope, intercept = np.polyfit(np.asarray(sizes, dtype=float), np.asarray(seconds), 1)
+    return float(intercept) * 1e3, float(slope) * 1e3

@@ -11,20 +11,18 @@ beyond their decodes, less what its extra prefill passes cost beyond their token
             - (sarathi's prefill passes - vllm's) x prefill pass fixed cost
 
 Each fixed cost is the intercept of a line through step times: whole prompts of `prompt_lens`
-tokens (no cached prefix), and decode-only steps of `decodes` decodes at `context` tokens. The sizes
-take turns within each round, so a drift of the machine's speed moves them alike. The batches use
-KV blocks of an idle engine, as `decode_cost` does. Imports the contract modules and numpy.
+tokens (no cached prefix), and decode-only steps of `decodes` decodes at `context` tokens, the sizes
+taking turns (`decode_cost.fit_line`). The batches use KV blocks of an idle engine, as `decode_cost`
+does. Imports the contract modules and numpy.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 
 from ..batch import DecodeSlot, PrefillChunk, ScheduledBatch
 from ..interfaces import ModelBackend
-from .decode_cost import GREEDY
+from .decode_cost import GREEDY, fit_line
 
 
 def prompt_batch(length: int, block_size: int) -> ScheduledBatch:
@@ -41,24 +39,6 @@ def decode_batch(decodes: int, context: int, block_size: int) -> ScheduledBatch:
         DecodeSlot(f"decode-{i}", 100 + i, context, tuple(range(i * per_decode, (i + 1) * per_decode)), GREEDY)
         for i in range(decodes)
     ))
-
-
-def fit_line(backend: ModelBackend, batches: Sequence[ScheduledBatch], sizes: Sequence[int],
-             repeats: int) -> tuple[float, float]:
-    """(intercept, slope) in ms of the median step time over `sizes`, one batch per size."""
-    import numpy as np
-
-    for batch in batches:
-        backend.execute(batch)  # warm
-    times: list[list[float]] = [[] for _ in batches]
-    for round_ in range(repeats):
-        for i in (*range(round_ % len(batches), len(batches)), *range(round_ % len(batches))):
-            start = time.perf_counter()
-            backend.execute(batches[i])
-            times[i].append(time.perf_counter() - start)
-    seconds = [statistics.median(t) for t in times]
-    slope, intercept = np.polyfit(np.asarray(sizes, dtype=float), np.asarray(seconds), 1)
-    return float(intercept) * 1e3, float(slope) * 1e3
 
 
 def pass_costs(backend: ModelBackend, block_size: int, prompt_lens: Sequence[int] = (16, 64, 240),
