@@ -34,6 +34,9 @@ def test_report_prints_every_goal_beside_its_measurement():
         "prefill_chunked_tok_s": 780.0, "mbu_b1": 0.5, "llamacpp_2t": {"decode_tok_s": 100.0, "prefill_tok_s": 250.0},
         "fit": {"fixed_ms": 20.0, "per_prefill_token_ms": 1.0, "per_decode_ms": 1.5}, "mixed": mixed,
         "direct": {"ms_per_decode_at_256": 1.4, "ms_per_decode_at_800": 2.4},
+        "pass_costs": {"prefill_fixed_ms": 9.8, "prefill_ms_per_token": 0.64, "decode_fixed_ms": 3.5,
+                       "decode_ms_per_decode": 1.15},
+        "sarathi_edge_bound": {"decode_steps_saved_s": 0.15, "prefill_passes_cost_s": 0.45, "edge_s": -0.3},
     }
     table = "\n".join(cpu.report(summary))
     assert "1.20x" in table and ">= 1.0x" in table  # batch-1 vs llama.cpp
@@ -42,6 +45,8 @@ def test_report_prints_every_goal_beside_its_measurement():
     assert "0.30x" in table  # P99 TBT vs vllm
     assert "direct, 240-token chunk + decodes at 800" in table and "2.40" in table
     assert table.count("NO") == 3  # batch-16, MBU and the direct marginal cost at 800
+    assert "9.8 / 0.64" in table and "3.5 / 1.15" in table  # the pass costs
+    assert "-0.30" in table and "0.15 - 0.45" in table  # the bound on sarathi's edge, and its two terms
 
 
 class _TimedByDecodes:
