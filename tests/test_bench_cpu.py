@@ -121,3 +121,13 @@ def test_sarathis_edge_is_the_decode_steps_it_saves_less_the_prefill_passes_it_a
     assert bound["decode_steps_saved_s"] == pytest.approx(0.132)
     assert bound["prefill_passes_cost_s"] == pytest.approx(0.46)
     assert bound["edge_s"] == pytest.approx(-0.328)
+
+
+def test_the_paired_ratio_compares_policies_within_each_repeat():
+    def runs(*rates):
+        return [{"e2e_tok_s": rate, "tbt_p99": 0.1} for rate in rates]
+
+    # the machine slows down over the three repeats; sarathi is 0.9x the best baseline in each one
+    results = {"mixed_sarathi": runs(900, 450, 90), "mixed_vllm": runs(1000, 500, 100),
+               "mixed_orca": runs(800, 400, 80), "mixed_static": runs(700, 350, 70)}
+    assert cpu.paired_ratio(results) == pytest.approx(0.9)
