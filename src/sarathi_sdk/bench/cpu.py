@@ -30,7 +30,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -38,6 +38,7 @@ import anyio
 from .. import Engine, RequestOutput, SamplingParams, hookimpl
 from .decode_cost import direct_marginal_cost
 from .llamacpp import llamacpp_rates
+from .machine import copy_bandwidth, read_bandwidth
 from .model_cost import bytes_per_decode_token
 from .pass_cost import pass_costs, sarathi_edge_bound
 from .records import final_metrics
@@ -73,40 +74,15 @@ async def prefill_rate(engine: Engine, length: int) -> float:
     return length / ttft
 
 
-def copy_bandwidth(threads: int) -> float:
-    """This machine's copy bandwidth in bytes/s (read + write counted) on `threads` torch threads, median
-    of 5 256-MiB copies. Measured right before each batch-1 rate (this shared machine's copy bandwidth
-    read 29 to 54 GB/s within one day) and on a worker thread, where the engine's steps run (see
+def on_threads(threads: int, measure: Callable[[], float]) -> float:
+    """`measure()` on `threads` torch threads, for a bandwidth probe (`machine.copy_bandwidth`,
+    `read_bandwidth`) run right before each batch-1 rate (this shared machine's copy bandwidth read 29
+    to 54 GB/s within one day) and on a worker thread, where the engine's steps run (see
     `openmp_teams`)."""
     import torch
 
-    src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
-    dst = torch.empty_like(src)
-    return 2 * src.nbytes / _median_seconds(threads, lambda: dst.copy_(src))
-
-
-def read_bandwidth(threads: int) -> float:
-    """This machine's read bandwidth in bytes/s on `threads` torch threads: the median of 5 sums of a
-    256-MiB tensor. A decode step only reads its weights; on this 2-core VM a copy, with its writes
-    counted, measured 1.5-2x what a read alone gets, so MBU against the copy has a ceiling well under
-    100%, and this second reference says how close the step is to what reading can do."""
-    import torch
-
-    src = torch.ones(64 << 20)  # [64 Mi] fp32 = 256 MiB
-    return src.nbytes / _median_seconds(threads, src.sum)
-
-
-def _median_seconds(threads: int, op: Any, repeats: int = 5) -> float:
-    """The median time of `repeats` calls of `op` on `threads` torch threads."""
-    import torch
-
     torch.set_num_threads(threads)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        op()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return measure()
 
 
 class StepTimer:
@@ -199,8 +175,8 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
                 if rates is not None:
                     results.setdefault(f"llamacpp_{llamacpp_threads}t", []).append(rates)
             # the machine's bandwidth drifts within minutes: each batch-1 rate gets its own copy measurement
-            results.setdefault("copy_bandwidth", []).append(await anyio.to_thread.run_sync(copy_bandwidth, threads))
-            results.setdefault("read_bandwidth", []).append(await anyio.to_thread.run_sync(read_bandwidth, threads))
+            results.setdefault("copy_bandwidth", []).append(await anyio.to_thread.run_sync(on_threads, threads, copy_bandwidth))
+            results.setdefault("read_bandwidth", []).append(await anyio.to_thread.run_sync(on_threads, threads, read_bandwidth))
             results.setdefault("decode_b1", []).append(await decode_rate(ours, 1))
             results.setdefault("decode_b16", []).append(await decode_rate(ours, 16))
             results.setdefault("prefill_whole", []).append(await prefill_rate(whole, 1024))
