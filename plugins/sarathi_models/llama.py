@@ -19,7 +19,7 @@ from .decode_stack import build_decode_stack, takes_decode_stack
 from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
-from .quant import QUANTIZED_MAX_ROWS, QuantizedWeight, takes_quantized_kernel
+from .quant import QUANTIZED_MAX_ROWS, PackedWeight, QuantizedWeight, takes_quantized_kernel
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -141,10 +141,17 @@ class LlamaForCausalLM(nn.Module):
         return self.model.decode_stack is not None and num_decodes <= QUANTIZED_MAX_ROWS
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32."""
+        """Final norm and LM head on the sampling rows only: hidden [S, H] -> logits [S, V] fp32.
+
+        A tied head on the CPU kernels (`PackedWeight`) computes fp32 logits at every row count: no
+        rounding to bf16 makes two close logits equal (a bf16 tie once turned the default model's
+        "The capital ..." into "L'Étoile ..."), and a request's logits do not depend on how many rows
+        its step samples. Other heads round to the model's dtype first, as torch's GEMM returns it."""
         normed = self.model.norm(hidden)  # [S, H]
         if self.lm_head is not None:
             return self.lm_head(normed).float()  # [S, V]
+        if isinstance(self.tied_head_quantized, PackedWeight) and normed.device.type == "cpu":
+            return self.tied_head_quantized.matmul(normed, float_out=True)  # [S, V]
         if self.tied_head_quantized is not None and takes_quantized_kernel(normed):
             return self.tied_head_quantized.matmul(normed).float()  # [S, V]
         return torch.nn.functional.linear(normed, self.model.embed_tokens.weight).float()  # [S, V]

@@ -102,9 +102,10 @@ class PackedWeight:
     out_features: int
     kernels: object
 
-    def matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """x [M, K] bf16 -> x @ w.T [M, N] bf16."""
-        return self.kernels.quant_matmul(x, self.codes, self.scales, self.out_features)  # type: ignore[attr-defined]
+    def matmul(self, x: torch.Tensor, float_out: bool = False) -> torch.Tensor:
+        """x [M, K] bf16 -> x @ w.T [M, N] bf16, or fp32 with `float_out` (the LM head's logits)."""
+        return self.kernels.quant_matmul(x, self.codes, self.scales, self.out_features,  # type: ignore[attr-defined]
+                                         float_out)
 
     @property
     def nbytes(self) -> int:

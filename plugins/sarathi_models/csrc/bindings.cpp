@@ -1,5 +1,7 @@
 // The Python module of the CPU kernels: every function and class of `ops.h`, bound with pybind11.
-// The one file that includes torch/extension.h (see ops.h).
+// The one file that includes torch/extension.h (see ops.h). Builds of several ISA levels may live in
+// one process (the tests load each): the class is module-local and every symbol but the module's
+// entry point hidden (-fvisibility=hidden), so no build binds another's.
 
 #include "ops.h"
 
@@ -7,12 +9,15 @@
 #include <torch/extension.h>
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  pybind11::class_<DecodeStack>(m, "DecodeStack")
+  pybind11::class_<DecodeStack>(m, "DecodeStack", pybind11::module_local())
       .def(pybind11::init<const std::vector<std::vector<at::Tensor>>&, const std::vector<int64_t>&, int64_t,
                           int64_t, int64_t, int64_t, int64_t, double, double>())
       .def("run", &DecodeStack::run, "every layer for a decode step: x [T, H] -> [T, H]");
   m.def("argmax_rows", &argmax_rows, "each row's argmax of float32 logits [S, V], as torch.argmax(dim=-1)");
-  m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)");
+  m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)",
+        pybind11::arg("x"), pybind11::arg("codes"), pybind11::arg("scales"), pybind11::arg("n"),
+        pybind11::arg("float_out") = false);
+  m.def("isa_level", &isa_level, "the ISA level this build was compiled for (avx512, avx2, portable)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");
   m.def("rotary_", &rotary_, "rotate x [T, H, D] in place by cos/sin [T, D]");

@@ -19,9 +19,6 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -134,7 +131,7 @@ void rotary_impl(at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   });
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
 // The sums of 16 vectors, lane r of the result = sum of v[r]: a transpose-and-add tree, 45 ops for
 // 16 rows where one horizontal sum per row costs about 8.
 inline __m512 sum16(const __m512* v) {
@@ -262,14 +259,16 @@ bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t 
 }
 #endif
 
-// One decode's attention for KV head h in portable code: fp32 scores, softmax, weighted values.
+// One decode's attention for KV head h in portable code (the AVX2 and portable builds, any head_dim),
+// rounding where `decode_task_avx512` rounds: fp32 scores of the query as stored, scaled after the dot
+// product; softmax in fp32; probabilities rounded to T for the values' product, sums in fp32.
 // q and out point at the head's G query rows; qf, scores (G * span), acc (G * dim), row (dim) are scratch.
 template <typename T>
 void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t first, int64_t span,
                          int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset, int64_t group,
                          int64_t dim, const T* q, float scale, float* qf, float* scores, float* acc, float* row,
                          T* out) {
-  for (int64_t d = 0; d < group * dim; ++d) qf[d] = to_float(q[d]) * scale;
+  for (int64_t d = 0; d < group * dim; ++d) qf[d] = to_float(q[d]);
   auto row_at = [&](const T* cache, int64_t j) {
     const int64_t pos = first + j;
     return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + head_offset;
@@ -282,8 +281,8 @@ void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t
       float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
       for (int64_t d = 0; d < dim; ++d) dot += qg[d] * row[d];
-      scores[g * span + j] = dot;
-      best[g] = std::max(best[g], dot);
+      scores[g * span + j] = dot * scale;
+      best[g] = std::max(best[g], dot * scale);
     }
   }
   for (int64_t g = 0; g < group; ++g) {
@@ -297,7 +296,7 @@ void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t
   for (int64_t j = 0; j < span; ++j) {
     load_row(row_at(vp, j), row, dim);
     for (int64_t g = 0; g < group; ++g) {
-      const float p = scores[g * span + j];
+      const float p = round_to<T>(scores[g * span + j]);
       float* ag = acc + g * dim;
 #pragma omp simd
       for (int64_t d = 0; d < dim; ++d) ag[d] += p * row[d];
@@ -363,7 +362,7 @@ void attend_tasks(const shares::PagedDecodes<T>& layer, int64_t begin, int64_t e
     T* out = layer.out + i * layer.out_stride;
     const int64_t queries = heads * group;
     scores.resize(queries * span + queries * (span + 2) / 2 + 1);  // fp32 scores, then bf16 probabilities
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
     if (dim == 64 && decode_task_avx512<T>(layer.k_cache, layer.v_cache, table, first, span, layer.block_size,
                                            layer.block_stride, layer.row_stride, layer.head_stride, h0, heads, group,
                                            q + h0 * group * dim, layer.scale, scores.data(), out + h0 * group * dim))

@@ -16,14 +16,12 @@
 
 #include "ops.h"
 #include "shares.h"
+#include "simd.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
 #include <omp.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <atomic>
@@ -36,9 +34,12 @@ namespace {
 using shares::bf16;
 using shares::Range;
 
-// The threads of one parallel region waiting for each other between kernels. It spins (with `pause`),
-// then yields: libgomp's own barrier sleeps when the process has more OpenMP threads than CPUs, and
-// waking a sleeping thread is what made one region a kernel slow.
+// The threads of one parallel region waiting for each other between kernels. A waiter spins (with
+// `pause`) for about 20 us, long enough for the usual wait between two balanced kernels, then sleeps on
+// a futex (C++20 atomic wait) until the last party arrives, which wakes sleepers only when there are
+// any. Spinning alone (or spinning, then yielding) collapses when the cores are shared: a waiter burns
+// the time slices the thread it waits for needs, and decode fell to 1-3 tok/s beside one busy process
+// per core. libgomp's own barrier sleeps too soon instead (see the file comment).
 class SpinBarrier {
  public:
   void reset(int parties) { parties_ = parties; }
@@ -47,31 +48,32 @@ class SpinBarrier {
     const int generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == parties_) {
       arrived_.store(0, std::memory_order_relaxed);
-      generation_.store(generation + 1, std::memory_order_release);
+      generation_.store(generation + 1, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
       return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-      if (spins < kSpins) {
+    for (int spins = 0; spins < kSpins; ++spins) {
+      if (generation_.load(std::memory_order_acquire) != generation) return;
 #if defined(__x86_64__)
-        _mm_pause();
+      _mm_pause();
 #endif
-      } else {
-        std::this_thread::yield();
-      }
     }
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    while (generation_.load(std::memory_order_seq_cst) == generation) generation_.wait(generation);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
   }
 
  private:
-  static constexpr int kSpins = 1 << 14;
+  static constexpr int kSpins = 1 << 11;
   int parties_ = 1;
-  std::atomic<int> arrived_{0}, generation_{0};
+  std::atomic<int> arrived_{0}, generation_{0}, sleepers_{0};
 };
 
 // Rows of h [T, H] += b [T, H], as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
 void add_rows(bf16* h, const bf16* b, int64_t hidden, Range rows) {
   int64_t i = rows.begin * hidden;
   const int64_t end = rows.end * hidden;
-#if defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
   auto widen = [](const bf16* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
   };
@@ -79,6 +81,8 @@ void add_rows(bf16* h, const bf16* b, int64_t hidden, Range rows) {
     const __m256bh sum = _mm512_cvtneps_pbh(_mm512_add_ps(widen(h + i), widen(b + i)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), (__m256i)sum);
   }
+#elif defined(SARATHI_AVX2)
+  for (; i + 8 <= end; i += 8) store_bf16x8(h + i, _mm256_add_ps(load_bf16x8(h + i), load_bf16x8(b + i)));
 #endif
   for (; i < end; ++i) h[i] = static_cast<bf16>(static_cast<float>(h[i]) + static_cast<float>(b[i]));
 }

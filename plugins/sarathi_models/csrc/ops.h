@@ -8,6 +8,7 @@
 #include "shares.h"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 // RMSNorm of x [T, H] by weight [H] -> [T, H].
@@ -32,9 +33,13 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k_cache, con
 // Whether this build has `prefill_attention` (it needs AVX-512 BF16).
 bool prefill_attention_supported();
 
+// The ISA level this build was compiled for: "avx512", "avx2" or "portable" (isa.h).
+std::string isa_level();
+
 // x [M, K] @ w.T for a 4- or 8-bit weight w [N, K] in the tiled layout of `quant_matmul.cpp` -> [M, N],
-// in x's dtype.
-at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n);
+// in x's dtype, or float32 with float_out (the LM head's logits, never rounded to bf16).
+at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
+                        bool float_out);
 
 // Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
 at::Tensor argmax_rows(const at::Tensor& logits);

@@ -12,17 +12,15 @@
 // read; the diagonal block is masked lane by lane. Probabilities round to bf16 for the values' product
 // (as decode attention and the torch backend's bf16 matmul-softmax do); sums stay fp32.
 //
-// bf16, head_dim 64, no sliding window (`prefill_attention_supported()` says whether this build has it);
-// the attention backend keeps SDPA for everything else.
+// bf16, head_dim 64, no sliding window, the avx512 level only (`prefill_attention_supported()` says
+// whether this build has it); the attention backend keeps SDPA for everything else, the AVX2 and
+// portable builds included (SDPA is faster than this kernel's scalar form would be).
 
 #include "ops.h"
 #include "simd.h"
 
 #include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -30,7 +28,7 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
 namespace {
 
 constexpr int64_t kTile = 16;  // query positions per task, keys per block
@@ -191,8 +189,10 @@ std::vector<int64_t> tile_shares(int64_t tiles, int64_t hkv, int64_t p0, int64_t
 }  // namespace
 #endif
 
+std::string isa_level() { return isa_level_name(); }
+
 bool prefill_attention_supported() {
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
   return true;
 #else
   return false;
@@ -215,7 +215,7 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k_cache, con
   TORCH_CHECK(block_table.scalar_type() == at::kLong && block_table.dim() == 1 && block_table.is_contiguous() &&
                   block_table.size(0) * bs >= context_len, "block_table must be contiguous int64 covering the context");
   at::Tensor out = at::empty_like(q);
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#if defined(SARATHI_AVX512)
   const int64_t hq = q.size(1), hkv = k_cache.size(2), p0 = context_len - T;
   const int64_t tiles = (T + kTile - 1) / kTile;
   const auto* qp = reinterpret_cast<const uint16_t*>(q.data_ptr());

@@ -22,14 +22,12 @@
 //          8-bit: [N/16, G, 8, 64] uint8: byte 4 i + j of chunk s is c[16 t + i][32 g + 4 s + j];
 //   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g.
 
+#include "isa.h"
 #include "ops.h"
 #include "shares.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -66,6 +64,7 @@ void quantize_range(const T* x, int64_t k, QuantizedRows& rows, int64_t begin, i
       }
       rows.scale[r * groups + g] = scale;
       rows.sum[r * groups + g] = scale * static_cast<float>(total);
+      rows.total[r * groups + g] = total;
     }
   }
 }
@@ -84,10 +83,13 @@ inline int code_at(const uint8_t* group_codes, int64_t lane, int64_t k) {
 }
 
 // One tile's 16 outputs for `rows` activation rows (at most kRowsPerPass), into y [rows, 16] fp32.
+//
+// Every level computes the same bits: each group's dot product is an exact int32, and each output's
+// fp32 accumulator takes the groups in order as acc = fma(dot, d * da, acc), then acc = fma(m, da sum, acc).
 template <int Bits, int Rows>
 void tile_pass(const uint8_t* codes, const at::Half* scales, int64_t groups, const QuantizedRows& act,
                int64_t first_row, int64_t k, float* y) {
-#if defined(__AVX512VNNI__)
+#if defined(SARATHI_AVX512)
   __m512 acc[Rows];
   for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_ps();
   const __m512i low_nibble = _mm512_set1_epi8(0x0F);
@@ -127,6 +129,62 @@ void tile_pass(const uint8_t* codes, const at::Half* scales, int64_t groups, con
     }
   }
   for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(y + r * kTile, acc[r]);
+#elif defined(SARATHI_AVX2)
+  // Half a tile (8 outputs, 32 bytes of each 64-byte chunk) at a time. `vpmaddubsw` multiplies
+  // unsigned weight bytes by signed activation bytes into int16 pair sums, `vpmaddwd` by ones widens
+  // them to int32, as llama.cpp's AVX2 Q4_1 x Q8_1 does. 4-bit: a pair sum is at most 2 x 15 x 127,
+  // so the eight chunks of a group add up in int16 (30480 < 2^15) before one widening. 8-bit codes
+  // would saturate int16, so they run as signed q = c - 128 (|q| times sign-moved activations, at most
+  // 2 x 128 x 127) and get 128 x the group's activation sum back as an exact integer.
+  const __m256i low_nibble = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int half = 0; half < 2; ++half) {
+    __m256 acc[Rows];
+    for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* gc = codes + g * kGroupBytes<Bits> + half * 32;
+      __m256i w[8];
+      if (Bits == 8) {
+        for (int s = 0; s < 8; ++s)
+          w[s] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64)), flip);
+      } else {
+        for (int s = 0; s < 4; ++s) {
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64));
+          w[s] = _mm256_and_si256(raw, low_nibble);
+          w[s + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble);
+        }
+      }
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + g * 32 + half * 8)));
+      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + g * 32 + 16 + half * 8)));
+      for (int r = 0; r < Rows; ++r) {
+        const int8_t* xq = act.codes.data() + (first_row + r) * k + g * kGroup;
+        __m256i dot;
+        if (Bits == 8) {
+          dot = _mm256_setzero_si256();
+          for (int s = 0; s < 8; ++s) {
+            int32_t quad;
+            std::memcpy(&quad, xq + 4 * s, 4);
+            const __m256i x = _mm256_set1_epi32(quad);
+            const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w[s], w[s]), _mm256_sign_epi8(x, w[s]));
+            dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs, ones));
+          }
+          dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[(first_row + r) * groups + g]));
+        } else {
+          __m256i pairs = _mm256_setzero_si256();
+          for (int s = 0; s < 8; ++s) {
+            int32_t quad;
+            std::memcpy(&quad, xq + 4 * s, 4);
+            pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quad)));
+          }
+          dot = _mm256_madd_epi16(pairs, ones);
+        }
+        const int64_t at = (first_row + r) * groups + g;
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(act.scale[at])), acc[r]);
+        acc[r] = _mm256_fmadd_ps(m, _mm256_set1_ps(act.sum[at]), acc[r]);
+      }
+    }
+    for (int r = 0; r < Rows; ++r) _mm256_storeu_ps(y + r * kTile + half * 8, acc[r]);
+  }
 #else
   for (int r = 0; r < Rows; ++r) {
     const int64_t row = first_row + r;
@@ -137,7 +195,8 @@ void tile_pass(const uint8_t* codes, const at::Half* scales, int64_t groups, con
         const int8_t* xq = act.codes.data() + row * k + g * kGroup;
         for (int64_t j = 0; j < kGroup; ++j) dot += code_at<Bits>(codes + g * kGroupBytes<Bits>, lane, j) * xq[j];
         const float d = static_cast<float>(scales[g * 32 + lane]), m = static_cast<float>(scales[g * 32 + 16 + lane]);
-        total += static_cast<float>(dot) * d * act.scale[row * groups + g] + m * act.sum[row * groups + g];
+        total = std::fma(static_cast<float>(dot), d * act.scale[row * groups + g], total);
+        total = std::fma(m, act.sum[row * groups + g], total);
       }
       y[r * kTile + lane] = total;
     }
@@ -169,20 +228,34 @@ void matmul_tiles(const QuantizedRows& act, int64_t m, int64_t k, const uint8_t*
   }
 }
 
-template <typename T, int Bits>
+// x [M, K] of type T quantized, times the weight, into out [M, N] of type U.
+template <typename T, typename U, int Bits>
 void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
   const int64_t m = x.size(0), k = x.size(1), n = out.size(1);
   QuantizedRows act = shares::quantized_rows(m, k);
   quantize_range(x.data_ptr<T>(), k, act, 0, m);
   at::parallel_for(0, codes.size(0), 1, [&](int64_t begin, int64_t end) {
-    matmul_tiles<T, Bits>(act, m, k, codes.data_ptr<uint8_t>(), scales.data_ptr<at::Half>(), n, out.data_ptr<T>(),
+    matmul_tiles<U, Bits>(act, m, k, codes.data_ptr<uint8_t>(), scales.data_ptr<at::Half>(), n, out.data_ptr<U>(),
                           begin, end);
   });
 }
 
+template <typename T>
+void quant_matmul_of(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
+  const bool four_bit = codes.size(2) == 4;
+  if (out.scalar_type() == at::kFloat) {
+    if (four_bit) quant_matmul_impl<T, float, 4>(x, codes, scales, out);
+    else quant_matmul_impl<T, float, 8>(x, codes, scales, out);
+  } else {
+    if (four_bit) quant_matmul_impl<T, T, 4>(x, codes, scales, out);
+    else quant_matmul_impl<T, T, 8>(x, codes, scales, out);
+  }
+}
+
 }  // namespace
 
-at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n) {
+at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
+                        bool float_out) {
   TORCH_CHECK(x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16),
               "x must be a float32 or bfloat16 CPU tensor, got ", x.scalar_type());
   TORCH_CHECK(x.dim() == 2 && x.size(1) % kGroup == 0, "x must be [M, K] with K a multiple of 32");
@@ -195,22 +268,17 @@ at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::
                   scales.size(0) == tiles && scales.size(1) == groups && scales.size(2) == 2 && scales.size(3) == 16,
               "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16]");
   const at::Tensor xc = x.contiguous();
-  at::Tensor out = at::empty({x.size(0), n}, x.options());
-  const bool four_bit = codes.size(2) == 4;
-  if (x.scalar_type() == at::kFloat) {
-    if (four_bit) quant_matmul_impl<float, 4>(xc, codes, scales, out);
-    else quant_matmul_impl<float, 8>(xc, codes, scales, out);
-  } else {
-    if (four_bit) quant_matmul_impl<at::BFloat16, 4>(xc, codes, scales, out);
-    else quant_matmul_impl<at::BFloat16, 8>(xc, codes, scales, out);
-  }
+  at::Tensor out = at::empty({x.size(0), n}, float_out ? x.options().dtype(at::kFloat) : x.options());
+  if (x.scalar_type() == at::kFloat) quant_matmul_of<float>(xc, codes, scales, out);
+  else quant_matmul_of<at::BFloat16>(xc, codes, scales, out);
   return out;
 }
 
 namespace shares {
 
 QuantizedRows quantized_rows(int64_t m, int64_t k) {
-  return {std::vector<int8_t>(m * k), std::vector<float>(m * (k / kGroup)), std::vector<float>(m * (k / kGroup))};
+  const int64_t groups = m * (k / kGroup);
+  return {std::vector<int8_t>(m * k), std::vector<float>(groups), std::vector<float>(groups), std::vector<int32_t>(groups)};
 }
 
 void quantize(const bf16* x, int64_t k, QuantizedRows& rows, Range range) {

@@ -44,10 +44,12 @@ void rotary(bf16* x, int64_t token_stride, int64_t heads, int64_t head_stride, i
             const bf16* sin, Range tokens);
 
 // Activation rows quantized per group of 32 inputs, as `quant_matmul` multiplies them: codes [M, K]
-// int8, scale [M, K / 32] (the group's step) and sum [M, K / 32] (step x the sum of the group's codes).
+// int8, scale [M, K / 32] (the group's step), sum [M, K / 32] (step x the sum of the group's codes)
+// and total [M, K / 32] (that sum of codes itself, exact).
 struct QuantizedRows {
   std::vector<int8_t> codes;
   std::vector<float> scale, sum;
+  std::vector<int32_t> total;
 };
 // Room for m rows of k inputs (k a multiple of 32).
 QuantizedRows quantized_rows(int64_t m, int64_t k);
