@@ -23,7 +23,7 @@ import torch
 
 from sarathi_sdk import ConfigError, EngineConfig, KVCacheSpec, ScheduledBatch, StepOutput
 
-from .cpu_ops import kernels
+from .cpu_ops import kernel_variant, kernels
 from .device import resolve_device, resolve_dtype
 from .inputs import StepInputs, build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
@@ -67,6 +67,8 @@ class TorchModelBackend:
             self.model, config.model, config.quantization, self.device, self.dtype
         )
         prepack_model(self.model, self.device, self.dtype)
+        self.kernel_variant = kernel_variant() if self.device.type == "cpu" else self.device.type
+        """The CPU kernels' ISA level ("avx512", "avx2", "portable"), "torch" without them; for records."""
         self.block_size = 0
         """Tokens per KV block, as the cache `start` allocated holds them."""
         self._started = False

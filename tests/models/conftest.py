@@ -7,7 +7,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from sarathi_models.cpu_isa import runnable_levels
+from sarathi_models.cpu_ops import kernels_for
 from tests.models.helpers import load_reference, save_tiny
+
+ISA_LEVELS = [level.name for level in runnable_levels()]
+"""Every build of the CPU kernels this CPU can execute (avx512, avx2, portable on a Zen 4): kernel
+tests run against each, so one machine checks the code paths of the CPUs it is not."""
+
+
+@pytest.fixture(scope="session", params=ISA_LEVELS)
+def fused(request):
+    """The CPU kernels built for one ISA level (a build of its own, cached across runs)."""
+    module = kernels_for(request.param)
+    if module is None:
+        pytest.skip("no C++ compiler: the CPU kernels cannot be built")
+    return module
 
 LLAMA3_ROPE = {
     "rope_type": "llama3",

@@ -1,5 +1,6 @@
 """The fused CPU kernels against eager torch (the formulas they replace) and a float64 attention
-reference: random block tables, contexts that end mid-block, GQA ratios 1 to 4, sliding windows."""
+reference: random block tables, contexts that end mid-block, GQA ratios 1 to 4, sliding windows.
+Every test runs once per ISA level this CPU can execute (the `fused` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sarathi_models.cpu_ops import kernels
 
-pytestmark = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
 DTYPES = [torch.float32, torch.bfloat16]
 
 
@@ -21,33 +20,33 @@ def _close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> bool:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rms_norm_matches_the_eager_formula(dtype):
+def test_rms_norm_matches_the_eager_formula(fused, dtype):
     x, w = torch.randn(5, 96).to(dtype), torch.randn(96).to(dtype)
     x32 = x.float()
     want = w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + 1e-5)).to(dtype)
-    assert _close(kernels().rms_norm(x, w, 1e-5), want, dtype)
+    assert _close(fused.rms_norm(x, w, 1e-5), want, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_silu_and_mul_matches_the_eager_formula(dtype):
+def test_silu_and_mul_matches_the_eager_formula(fused, dtype):
     gate_up = torch.randn(4, 2 * 80).to(dtype)
     gate, up = gate_up.chunk(2, dim=-1)
-    assert _close(kernels().silu_and_mul(gate_up), F.silu(gate) * up, dtype)
+    assert _close(fused.silu_and_mul(gate_up), F.silu(gate) * up, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rotary_in_place_on_a_strided_view_matches_rotate_half(dtype):
+def test_rotary_in_place_on_a_strided_view_matches_rotate_half(fused, dtype):
     t, heads, dim = 6, 3, 32
-    fused = torch.randn(t, heads * dim + 17).to(dtype)  # q as a slice of a wider projection
-    x = fused[:, : heads * dim].view(t, heads, dim)  # [T, H, D], row stride heads * dim + 17
+    projection = torch.randn(t, heads * dim + 17).to(dtype)  # q as a slice of a wider projection
+    x = projection[:, : heads * dim].view(t, heads, dim)  # [T, H, D], row stride heads * dim + 17
     angles = torch.randn(t, 1, dim)
     cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)  # [T, 1, D]
     half = dim // 2
     want = x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
-    tail = fused[:, heads * dim :].clone()
-    kernels().rotary_(x, cos, sin)
+    tail = projection[:, heads * dim :].clone()
+    fused.rotary_(x, cos, sin)
     assert _close(x, want, dtype)
-    assert torch.equal(fused[:, heads * dim :], tail)  # the rest of the projection is untouched
+    assert torch.equal(projection[:, heads * dim :], tail)  # the rest of the projection is untouched
 
 
 def reference_decode_attention(q, k_cache, v_cache, tables, lengths, scale, window):
@@ -73,7 +72,7 @@ def reference_decode_attention(q, k_cache, v_cache, tables, lengths, scale, wind
 @pytest.mark.parametrize("dim", [64, 32])  # 64 takes the AVX-512 path where the CPU has it
 @pytest.mark.parametrize(("hq", "hkv"), [(4, 4), (4, 2), (8, 2), (9, 3)])
 @pytest.mark.parametrize("window", [0, 7])
-def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(dtype, dim, hq, hkv, window):
+def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(fused, dtype, dim, hq, hkv, window):
     gen = torch.Generator().manual_seed(hq * 100 + dim + window)
     num_blocks, bs = 40, 4
     k_cache = torch.randn(num_blocks, bs, hkv, dim, generator=gen).to(dtype)
@@ -81,7 +80,7 @@ def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(dtype, 
     lengths = torch.tensor([1, 5, 13, 30])  # ending mid-block, a single token, several blocks
     tables = torch.stack([torch.randperm(num_blocks, generator=gen)[:8] for _ in lengths])  # [N, 8]
     q = torch.randn(len(lengths), hq, dim, generator=gen).to(dtype)
-    got = kernels().decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    got = fused.decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
     want = reference_decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2
     assert torch.allclose(got.double(), want, atol=tolerance, rtol=tolerance)
@@ -90,7 +89,7 @@ def test_decode_attention_reads_the_paged_cache_like_a_float64_reference(dtype, 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (64, 8)])
 @pytest.mark.parametrize("window", [0, 40])
-def test_a_decode_attends_the_same_alone_or_among_many(dtype, hq, hkv, window):
+def test_a_decode_attends_the_same_alone_or_among_many(fused, dtype, hq, hkv, window):
     """Many decodes run a KV head group per task and split the work by context rows; one decode runs a
     KV head per task. Each query head's arithmetic is the same either way, so the outputs are equal bit
     for bit, and both match the float64 reference."""
@@ -102,9 +101,9 @@ def test_a_decode_attends_the_same_alone_or_among_many(dtype, hq, hkv, window):
     v_cache = torch.randn(n * blocks, bs, hkv, dim, generator=gen).to(dtype)
     tables = torch.randperm(n * blocks, generator=gen).view(n, blocks)
     q = torch.randn(n, hq, dim, generator=gen).to(dtype)
-    together = kernels().decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
+    together = fused.decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)
     alone = torch.cat([
-        kernels().decode_attention(q[i : i + 1], k_cache, v_cache, tables[i : i + 1], lengths[i : i + 1],
+        fused.decode_attention(q[i : i + 1], k_cache, v_cache, tables[i : i + 1], lengths[i : i + 1],
                                    dim**-0.5, window)
         for i in range(n)
     ])
@@ -127,12 +126,13 @@ def reference_prefill_attention(q, k_cache, v_cache, table, length, scale):
     return torch.einsum("htl,lhd->thd", probs, values)
 
 
-@pytest.mark.skipif(not (kernels() and kernels().prefill_attention_supported()), reason="needs AVX-512 BF16")
 @pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (4, 4), (16, 2)])
 @pytest.mark.parametrize(("t", "length"), [(1, 1), (5, 5), (16, 16), (37, 50), (17, 300), (64, 64), (40, 129)])
-def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_reference(hq, hkv, t, length):
+def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_reference(fused, hq, hkv, t, length):
     """Whole prompts and chunks after a cached prefix, lengths on and off the 16-key blocks, GQA ratios
-    1 to 8, a random block table."""
+    1 to 8, a random block table. Only the avx512 level has this kernel (the others run SDPA)."""
+    if not fused.prefill_attention_supported():
+        pytest.skip(f"the {fused.isa_level()} build has no prefill attention kernel")
     gen = torch.Generator().manual_seed(hq * 1000 + t * 7 + length)
     bs, dim = 16, 64
     blocks = length // bs + 1
@@ -140,25 +140,25 @@ def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_referen
     v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
     table = torch.randperm(2 * blocks, generator=gen)[:blocks]
     q = torch.randn(t, hq, dim, generator=gen).bfloat16()
-    got = kernels().prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
+    got = fused.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
     want = reference_prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
     assert torch.allclose(got.double(), want, atol=2e-2, rtol=2e-2)
 
 
-def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error():
+def test_kernels_refuse_tensors_of_the_wrong_shape_with_an_error(fused):
     with pytest.raises(RuntimeError, match="contiguous"):
-        kernels().rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)
+        fused.rms_norm(torch.randn(4, 8).t(), torch.randn(4), 1e-5)
     with pytest.raises(RuntimeError, match="float32 or bfloat16"):
-        kernels().silu_and_mul(torch.randn(2, 8).double())
+        fused.silu_and_mul(torch.randn(2, 8).double())
 
 
-def test_argmax_rows_is_torch_argmax_with_ties_nans_and_ragged_rows():
+def test_argmax_rows_is_torch_argmax_with_ties_nans_and_ragged_rows(fused):
     logits = torch.randn(7, 1000 + 13)  # [S, V], V not a multiple of 16
     logits[1, 5] = logits[1, 700] = 50.0  # a tie: the first index wins
     logits[2, 900] = float("nan")  # a NaN is the max, as in torch
     logits[3, 1] = logits[3, 1005] = float("nan")
     logits[4] = float("-inf")  # all -inf: index 0
     logits[5, 1012] = 99.0  # the max in the scalar tail
-    got = kernels().argmax_rows(logits)
+    got = fused.argmax_rows(logits)
     assert torch.equal(got, logits.argmax(dim=-1))
     assert got.tolist()[1:6] == [5, 900, 1, 0, 1012]
