@@ -4,22 +4,14 @@ greedy tokens agreeing."""
 
 from __future__ import annotations
 
-import asyncio
-
 import gguf
 import numpy as np
 import pytest
 import torch
 
-from sarathi_sdk import Engine, SamplingParams
+from sarathi_sdk.bench.greedy import agreement, greedy_tokens
 from tests.gguf.smollm2 import smollm2_gguf
 
-NUM_PROMPTS, NUM_TOKENS = 32, 32
-TOPICS = ["the sea", "a robot", "bread", "Paris", "winter", "a cat", "music", "the moon"]
-STYLES = ["Write a sentence about", "Tell me a fact about", "Describe", "Give me a word for"]
-PROMPTS = [
-    [{"role": "user", "content": f"{style} {topic}."}] for style in STYLES for topic in TOPICS
-][:NUM_PROMPTS]
 RELATIVE_AGREEMENT = 0.7
 """Agreement is the share of the 32 x 32 greedy tokens equal to the fp32 run's, counted per prompt up
 to its first divergence (after it the runs continue different texts). bf16 alone already diverges:
@@ -28,14 +20,6 @@ quantization 0.566, bf16 with the file's int4/Q8_0 weights 0.463 (0.82 of bf16's
 bf16 0.753. With the packed kernel's int8 activations (2026-11-30): quantized 0.485 (0.87 of bf16's
 0.559), quantized against bf16 0.570. The quantized run must stay within 0.7 of bf16's own agreement:
 quantization may cost a little more than bf16 rounding does, never much more."""
-
-
-async def greedy_tokens(folder, **options) -> list[list[int]]:
-    params = SamplingParams(max_tokens=NUM_TOKENS, temperature=0, ignore_eos=True)
-    async with Engine(str(folder), **options) as engine:
-        outputs = await asyncio.gather(*(engine.complete(engine.tokenizer.apply_chat_template(m), params)
-                                         for m in PROMPTS))
-    return [list(o.token_ids) for o in outputs]
 
 
 def test_the_quantized_form_is_the_files_own_bytes(smollm2_folder):
@@ -69,13 +53,3 @@ async def test_quantized_greedy_tokens_agree_with_the_dequantized_fp32_model(smo
     quantized_share, bf16_share = agreement(quantized, full), agreement(bf16, full)
     assert quantized != bf16  # the quantized kernels ran: they change some tokens
     assert quantized_share >= RELATIVE_AGREEMENT * bf16_share, (quantized_share, bf16_share)
-
-
-def agreement(ours: list[list[int]], reference: list[list[int]]) -> float:
-    agreed = 0
-    for mine, theirs in zip(ours, reference):
-        for a, b in zip(mine, theirs):
-            if a != b:
-                break
-            agreed += 1
-    return agreed / (NUM_PROMPTS * NUM_TOKENS)
