@@ -15,9 +15,9 @@ from ..errors import ConfigError
 from . import goals, plots, setup
 from .arrivals import arrival_times
 from .capacity import DEFAULT_MAX_SCHEDULING_DELAY, CapacitySearch
-from .machine import describe
+from .machine import describe, kernel_variant_of
 from .report import request_metrics
-from .runner import serve
+from .runner import BackendProbe, serve
 from .workloads import BenchRequest
 
 
@@ -54,10 +54,11 @@ async def capacity(names: list[str], search: CapacitySearch, args: argparse.Name
     shape = setup.model_shape(folder)
     requests = setup.workload(args, setup.max_model_len(folder))
     vocab = int(shape["vocab_size"])
-    results = {name: await capacity_of(name, search, requests, vocab, args) for name in names}
+    probe = BackendProbe()  # every engine's backend in turn; the kernel build is the process's, one for all
+    results = {name: await capacity_of(name, search, requests, vocab, args, probe) for name in names}
     options = {name: setup.engine_options(name, requests, args) for name in names}
     return {
-        "machine": describe(setup.device()),
+        "machine": describe(setup.device(), kernel_variant_of(probe.backend)),
         "config": setup.config_record(args, names, requests, options),
         "results": results,
         "goals": goals.capacity_goals({name: r["capacity_rps"] for name, r in results.items()}),
@@ -65,9 +66,9 @@ async def capacity(names: list[str], search: CapacitySearch, args: argparse.Name
 
 
 async def capacity_of(name: str, search: CapacitySearch, requests: list[BenchRequest], vocab: int,
-                      args: argparse.Namespace) -> dict[str, Any]:
+                      args: argparse.Namespace, probe: BackendProbe) -> dict[str, Any]:
     """One scheduler's capacity and probes, on its own engine (closed before the next starts)."""
-    engine = (await setup.start_engines([name], requests, args, {}))[name]
+    engine = (await setup.start_engines([name], requests, args, {name: [probe]}))[name]
     try:
         await serve(engine, requests[:2], [0.0, 0.0], vocab)
 

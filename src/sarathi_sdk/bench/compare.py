@@ -21,7 +21,7 @@ from .. import Engine, SamplingParams
 from ..errors import ConfigError
 from . import goals, plots, setup
 from .hf_baseline import HFBaseline
-from .machine import describe, measure_rates
+from .machine import describe, kernel_variant_of, measure_rates
 from .model_cost import ModelCost
 from .records import RequestRecord, StepRecord
 from .report import decode_throughput, piecewise_linear, request_metrics, step_metrics
@@ -75,9 +75,10 @@ async def compare(names: Sequence[str], args: argparse.Namespace) -> dict[str, A
     arrivals = setup.arrivals_for(requests, args.request_rate, args)
     device = setup.device()
     # on a worker thread: an OpenMP team left on the event loop's thread slows every step (docs/benchmarks.md)
-    machine = describe(device) | await anyio.to_thread.run_sync(measure_rates, device)
+    rates = await anyio.to_thread.run_sync(measure_rates, device)
     recorders = {name: StepRecorder() for name in names}
     engines = await setup.start_engines(list(names), requests, args, {n: [recorders[n]] for n in names})
+    machine = describe(device, kernel_variant_of(recorders[names[0]].backend)) | rates
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
         vocab = int(shape["vocab_size"])

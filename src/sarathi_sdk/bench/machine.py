@@ -3,6 +3,11 @@
 MBU and MFU are fractions of what this machine does in the same run, not of a datasheet: copy
 bandwidth (bytes read plus written per second, a large tensor copy) and the bf16 (fp32 where bf16
 matmul is unsupported) matmul rate of a square GEMM on the model's device.
+
+`describe` is the `machine` object of every benchmark record: the CPU's model and SIMD flags (read
+here from /proc/cpuinfo: the core imports no plugin, so not through the model plugin's `cpu_isa`),
+the CPU kernel build the run used (the model backend's `kernel_variant`), the date and the command
+line, so a record says which code ran where. Imports torch (lazily) and the standard library.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from importlib import metadata
 from typing import Any
@@ -62,14 +69,24 @@ def read_bandwidth() -> float:
     return src.nbytes / _median_seconds(src.sum, 5, lambda: None)
 
 
-def describe(device: str = "cpu") -> dict[str, Any]:
-    """Processor, device, versions, date: what a reader needs to compare a result with theirs."""
+SIMD_FLAG_PREFIXES = ("sse4", "avx", "amx", "fma", "f16c", "neon", "asimd", "sve")
+"""The /proc/cpuinfo flags a record keeps: the vector extensions that decide which kernel build runs."""
+
+
+def describe(device: str = "cpu", kernel_variant: str | dict[str, str] = "unknown") -> dict[str, Any]:
+    """Processor, its SIMD flags, the kernel build, device, versions, date and command: what a reader
+    needs to compare a result with theirs. `kernel_variant` is the backend's (`kernel_variant_of`), or
+    for a run of several builds (`bench.cpu --isa`) each level's."""
     import torch
 
+    cpuinfo = _cpuinfo()
     info: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(sys.orig_argv),
+        "cpu_model": _cpu_model(cpuinfo),
+        "cpu_flags": cpu_flags(cpuinfo),
+        "kernel_variant": kernel_variant,
         "platform": platform.platform(),
-        "processor": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -83,6 +100,22 @@ def describe(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+def kernel_variant_of(backend: object) -> str:
+    """The CPU kernel build a model backend runs ("avx512", "avx2", "portable", "torch"; the bundled
+    backend's `kernel_variant`, the device type on a GPU), or "unknown" for a backend that does not say."""
+    return str(getattr(backend, "kernel_variant", "unknown"))
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """The SIMD flags (`SIMD_FLAG_PREFIXES`) of the first processor in `cpuinfo` (default: this
+    machine's /proc/cpuinfo): its "flags" line on x86, "Features" on ARM. Sorted; empty without one."""
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return sorted(flag for flag in set(value.split()) if flag.startswith(SIMD_FLAG_PREFIXES))
+    return []
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -90,12 +123,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return handle.read()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return ""
+
+
+def _cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip()
+    return platform.processor() or platform.machine() or "unknown"

@@ -24,7 +24,7 @@ import anyio
 from .. import Engine, SamplingParams
 from ..errors import ConfigError
 from . import plots, setup
-from .machine import describe
+from .machine import describe, kernel_variant_of
 from .runner import StepRecorder
 from .tasks import gather
 from .workloads import prompt_token_ids
@@ -70,22 +70,23 @@ def run(args: argparse.Namespace) -> int:
 
 async def micro(batch_sizes: list[int], chunks: list[int], args: argparse.Namespace) -> dict[str, Any]:
     vocab = int(setup.model_shape(setup.resolve_model(args.model))["vocab_size"])
-    decode = await decode_costs(args.model, batch_sizes, args.chunk, args.context, vocab)
+    recorder = StepRecorder()
+    decode = await decode_costs(args.model, batch_sizes, args.chunk, args.context, vocab, recorder)
     prefill = [await prefill_cost(args.model, chunk, args.prompt_tokens, vocab) for chunk in chunks]
     largest = prefill[-1]["per_token"]
     for p in prefill:
         p["vs_largest_chunk"] = p["per_token"] / largest
     config = {"chunk": args.chunk, "context": args.context, "prompt_tokens": args.prompt_tokens, "model": args.model}
-    return {"machine": describe(setup.device()), "config": config, "decode": decode, "prefill": prefill}
+    machine = describe(setup.device(), kernel_variant_of(recorder.backend))
+    return {"machine": machine, "config": config, "decode": decode, "prefill": prefill}
 
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-async def decode_costs(model: str | None, batch_sizes: list[int], chunk: int, context: int,
-                       vocab: int) -> list[dict[str, Any]]:
-    recorder = StepRecorder()
+async def decode_costs(model: str | None, batch_sizes: list[int], chunk: int, context: int, vocab: int,
+                       recorder: StepRecorder) -> list[dict[str, Any]]:
     largest = max(batch_sizes)
     long_prompt = 4 * chunk
     engine = Engine(model, token_budget=chunk + largest, max_num_seqs=largest + 1, long_prefill_token_threshold=chunk,

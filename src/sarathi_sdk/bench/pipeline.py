@@ -26,6 +26,8 @@ from typing import Any
 import anyio
 
 from .. import Engine, SamplingParams, StageStats
+from . import setup
+from .machine import describe, kernel_variant_of
 from .runner import BackendProbe
 from .tasks import gather
 
@@ -52,7 +54,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     policies = [p for p in args.policies.split(",") if p]
     results = {policy: anyio.run(_measure, policy, args, backend="asyncio") for policy in policies}
-    result = {"config": {k: v for k, v in vars(args).items() if k not in ("bench_run", "run")},
+    variant = next((r["kernel_variant"] for r in results.values()), "unknown")
+    result = {"machine": describe(setup.device(), variant),
+              "config": {k: v for k, v in vars(args).items() if k not in ("bench_run", "run")},
               "policies": results, "ratios": _ratios(results)}
     text = json.dumps(result, indent=2)
     print(text)
@@ -92,6 +96,7 @@ async def _measure(policy: str, args: argparse.Namespace) -> dict[str, Any]:
         stages: list[StageStats] = stats_of()
         num_steps = engine.stats().num_steps
     return {
+        "kernel_variant": kernel_variant_of(probe.backend),  # "unknown" where the pipeline backend does not say
         "seconds": elapsed,
         "num_steps": num_steps,
         "stages": [{"stage": s.stage_index, "layers": list(s.layers), "micro_batches": s.num_micro_batches,

@@ -59,11 +59,13 @@ class StepRecorder:
 
     def __init__(self) -> None:
         self.steps: list[StepRecord] = []
+        self.backend: ModelBackend | None = None
+        """The backend it wraps: the engine's own, for what it says of itself (`kernel_variant`)."""
 
     @hookimpl(wrapper=True)
     def sarathi_make_backend(self) -> Generator[None, Any, Any]:
-        backend = yield
-        return None if backend is None else _TimedBackend(backend, self)
+        self.backend = yield
+        return None if self.backend is None else _TimedBackend(self.backend, self)
 
     def since(self, t0: float, first: int = 0) -> list[StepRecord]:
         """Steps from index `first` on, moved onto a clock whose zero is `t0`."""
