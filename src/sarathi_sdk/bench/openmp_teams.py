@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 
 from .. import Engine
-from .cpu import _default_gguf, decode_rate
+from .decode_rate import decode_rate
+from .default_model import default_gguf
 
 
 class OtherTeam:
@@ -53,7 +54,7 @@ class OtherTeam:
 
 async def run(model: str | None, repeats: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"alone": [], "with_other_team": []}
-    async with Engine(model or _default_gguf(), max_num_seqs=16, num_kv_blocks=512, token_budget=256) as engine:
+    async with Engine(model or default_gguf(), max_num_seqs=16, num_kv_blocks=512, token_budget=256) as engine:
         await decode_rate(engine, 16)  # warm
         for _ in range(repeats):
             rates["alone"].append(await decode_rate(engine, 16))
