@@ -260,7 +260,7 @@ bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t 
 #endif
 
 // One decode's attention for KV head h in portable code (the AVX2 and portable builds, any head_dim),
-// rounding where `decode_task_avx512` rounds: fp32 scores of the query as stored, scaled after the dot
+// rounding where `decode_task_avx512` rounds: bf16 scores of the query as stored, scaled after the dot
 // product; softmax in fp32; probabilities rounded to T for the values' product, sums in fp32.
 // q and out point at the head's G query rows; qf, scores (G * span), acc (G * dim), row (dim) are scratch.
 template <typename T>
@@ -268,7 +268,9 @@ void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t
                          int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_offset, int64_t group,
                          int64_t dim, const T* q, float scale, float* qf, float* scores, float* acc, float* row,
                          T* out) {
-  for (int64_t d = 0; d < group * dim; ++d) qf[d] = to_float(q[d]);
+  // bf16 scales after the dot product, as the avx512 path does; fp32 (the exact reference) before it
+  const float q_scale = std::is_same<T, float>::value ? scale : 1.f, score_scale = scale / q_scale;
+  for (int64_t d = 0; d < group * dim; ++d) qf[d] = to_float(q[d]) * q_scale;
   auto row_at = [&](const T* cache, int64_t j) {
     const int64_t pos = first + j;
     return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + head_offset;
@@ -281,8 +283,8 @@ void decode_task_generic(const T* kp, const T* vp, const int64_t* table, int64_t
       float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
       for (int64_t d = 0; d < dim; ++d) dot += qg[d] * row[d];
-      scores[g * span + j] = dot * scale;
-      best[g] = std::max(best[g], dot * scale);
+      scores[g * span + j] = dot * score_scale;
+      best[g] = std::max(best[g], dot * score_scale);
     }
   }
   for (int64_t g = 0; g < group; ++g) {
