@@ -36,11 +36,13 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / name for name in ("bindings.cpp", "cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp",
                                     "argmax.cpp", "prefill_attention.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
-# -ffast-math lets reductions vectorize; -fno-finite-math-only keeps NaN tests (argmax) meaning something,
-# and keeps RMSNorm's 1 / sqrt exact (finite-only math lets GCC use an rsqrt estimate, which differs
-# between AVX-512 and AVX2); hidden symbols keep builds of several levels in one process apart
-# (see bindings.cpp).
-COMMON_FLAGS = ("-O3", "-std=c++20", "-fopenmp", "-ffast-math", "-fno-finite-math-only", "-fvisibility=hidden")
+# Every level must compute the same bits (`cpu_isa`), so the sums are written in one order and the
+# compiler may not reorder them: -ffast-math without associative math. -fno-finite-math-only keeps NaN
+# tests (argmax) meaning something and RMSNorm's 1 / sqrt exact (finite-only math lets GCC use an rsqrt
+# estimate, which differs between AVX-512 and AVX2). Hidden symbols keep builds of several levels in one
+# process apart (see bindings.cpp).
+COMMON_FLAGS = ("-O3", "-std=c++20", "-fopenmp", "-ffast-math", "-fno-associative-math", "-fno-finite-math-only",
+                "-fvisibility=hidden")
 
 
 def build_name(level: IsaLevel) -> str:

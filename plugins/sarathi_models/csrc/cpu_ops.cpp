@@ -52,16 +52,34 @@ inline void load_row(const at::BFloat16* src, float* dst, int64_t n) {
 template <typename T>
 inline float round_to(float x) { return to_float(from_float<T>(x)); }
 
+// The sum of x[i]^2 in one order on every ISA level, so RMSNorm's scale is the same bits on all of
+// them (a compiler-vectorized sum adds in an order that depends on the vector width): 16 running sums,
+// lane l taking x[l], x[l + 16], ... by fma, then `reduce_add16`'s tree.
+template <typename T>
+float sum_of_squares(const T* x, int64_t n) {
+  alignas(64) float part[16] = {};
+  for (int64_t i0 = 0; i0 < n; i0 += 16) {
+    alignas(64) float v[16] = {};
+    const int64_t m = std::min<int64_t>(16, n - i0);
+    for (int64_t l = 0; l < m; ++l) v[l] = to_float(x[i0 + l]);
+#if defined(SARATHI_AVX512)
+    _mm512_store_ps(part, _mm512_fmadd_ps(_mm512_load_ps(v), _mm512_load_ps(v), _mm512_load_ps(part)));
+#elif defined(SARATHI_AVX2)
+    for (int h = 0; h < 16; h += 8)
+      _mm256_store_ps(part + h, _mm256_fmadd_ps(_mm256_load_ps(v + h), _mm256_load_ps(v + h), _mm256_load_ps(part + h)));
+#else
+    for (int l = 0; l < 16; ++l) part[l] = std::fma(v[l], v[l], part[l]);
+#endif
+  }
+  return reduce_add16(part);
+}
+
 template <typename T>
 void rms_norm_rows(const T* xp, const T* wp, double eps, int64_t hidden, T* op, int64_t begin, int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const T* xr = xp + r * hidden;
     T* orow = op + r * hidden;
-    float sum = 0.f;
-    for (int64_t i = 0; i < hidden; ++i) {
-      const float v = to_float(xr[i]);
-      sum += v * v;
-    }
+    const float sum = sum_of_squares(xr, hidden);
     const float inv = 1.f / std::sqrt(sum / static_cast<float>(hidden) + static_cast<float>(eps));
     for (int64_t i = 0; i < hidden; ++i) {
       // transformers: weight * (x * rsqrt(var + eps)).to(dtype)
@@ -85,8 +103,12 @@ void silu_and_mul_rows(const T* gp, int64_t inter, T* op, int64_t begin, int64_t
     const T* u = g + inter;
     T* o = op + r * inter;
     for (int64_t i = 0; i < inter; ++i) {
+      // silu(a) = a / (1 + e^-a), with e^-|a| from `exp_nonpositive_scalar` (the same bits on every
+      // level, where libm's vector exp differs between AVX2 and AVX-512): a >= 0 divides a by 1 + e^-a,
+      // a < 0 multiplies by e^a / (1 + e^a)
       const float a = to_float(g[i]);
-      const float silu = round_to<T>(a / (1.f + std::exp(-a)));
+      const float e = exp_nonpositive_scalar(-std::fabs(a));
+      const float silu = round_to<T>(a >= 0.f ? a / (1.f + e) : a * e / (1.f + e));
       o[i] = from_float<T>(silu * to_float(u[i]));
     }
   }
@@ -259,6 +281,85 @@ bool decode_task_avx512(const T* kp, const T* vp, const int64_t* table, int64_t 
 }
 #endif
 
+#if defined(SARATHI_AVX2)
+// `decode_task_avx512` on AVX2, operation for operation (simd.h's twins of vdpbf16ps, the sum16 tree,
+// exp_nonpositive and _mm512_reduce_add_ps), so the avx2 build's decode attention is the same bits:
+// scores one key row at a time, values one pair of rows at a time with the later row first.
+template <typename T>
+bool decode_task_avx2(const T* kp, const T* vp, const int64_t* table, int64_t first, int64_t span,
+                      int64_t block_size, int64_t block_stride, int64_t row_stride, int64_t head_stride,
+                      int64_t h0, int64_t heads, int64_t group, const T* qraw, float scale, float* scores, T* out) {
+  const int64_t queries = heads * group;
+  if (!std::is_same<T, at::BFloat16>::value || queries > kMaxQueries) return false;
+  auto row_at = [&](const T* cache, int64_t j) {
+    const int64_t pos = first + j;
+    return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h0 * head_stride;
+  };
+  auto load = [](const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  std::vector<float> best(queries, -std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < span; ++j) {
+    const T* key = row_at(kp, j);
+    for (int64_t h = 0; h < heads; ++h) {
+      const T* kh = key + h * head_stride;
+      const __m256i k0 = load(kh), k1 = load(kh + 16), k2 = load(kh + 32), k3 = load(kh + 48);
+      for (int64_t g = 0; g < group; ++g) {
+        const int64_t query = h * group + g;
+        const T* q = qraw + query * 64;
+        __m256 lo = dpbf16(_mm256_setzero_ps(), load(q), k0), hi = dpbf16(_mm256_setzero_ps(), load(q + 16), k1);
+        lo = dpbf16(lo, load(q + 32), k2);
+        hi = dpbf16(hi, load(q + 48), k3);
+        const float s = sum16_row(lo, hi) * scale;
+        scores[query * span + j] = s;
+        best[query] = std::max(best[query], s);
+      }
+    }
+  }
+  float total[kMaxQueries];
+  for (int64_t g = 0; g < queries; ++g) {
+    const __m256 top = _mm256_set1_ps(best[g]);
+    __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float* sg = scores + g * span;
+    for (int64_t j0 = 0; j0 < span; j0 += 8) {
+      const int64_t valid = std::min<int64_t>(8, span - j0);
+      alignas(32) float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      std::memcpy(lanes, sg + j0, valid * sizeof(float));
+      alignas(32) float e[8];
+      _mm256_store_ps(e, exp_nonpositive(_mm256_sub_ps(_mm256_load_ps(lanes), top)));
+      for (int64_t i = valid; i < 8; ++i) e[i] = 0.f;
+      std::memcpy(sg + j0, e, valid * sizeof(float));
+      sum[(j0 / 8) % 2] = _mm256_add_ps(sum[(j0 / 8) % 2], _mm256_load_ps(e));
+    }
+    total[g] = reduce_add16(sum[0], sum[1]);
+  }
+  // probabilities rounded to bf16 as vcvtneps2bf16 rounds them; values: acc += p[j+1] v[j+1], then
+  // += p[j] v[j], per dimension (vdpbf16ps's order on the interleaved pair)
+  for (int64_t g = 0; g < queries; ++g) {
+    float* sg = scores + g * span;
+    for (int64_t j = 0; j < span; ++j) sg[j] = round_to<at::BFloat16>(sg[j]);
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t g = h * group; g < (h + 1) * group; ++g) {
+      __m256 acc[8];
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_setzero_ps();
+      const float* pg = scores + g * span;
+      for (int64_t j = 0; j < span; j += 2) {
+        const T* r0 = row_at(vp, j) + h * head_stride;
+        if (j + 1 < span) {
+          const T* r1 = row_at(vp, j + 1) + h * head_stride;
+          const __m256 p1 = _mm256_set1_ps(pg[j + 1]);
+          for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(p1, load_bf16x8(r1 + 8 * c), acc[c]);
+        }
+        const __m256 p0 = _mm256_set1_ps(pg[j]);
+        for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(p0, load_bf16x8(r0 + 8 * c), acc[c]);
+      }
+      const __m256 inv = _mm256_set1_ps(1.f / total[g]);
+      for (int c = 0; c < 8; ++c) store_bf16x8(out + g * 64 + 8 * c, _mm256_mul_ps(acc[c], inv));
+    }
+  }
+  return true;
+}
+#endif
+
 // One decode's attention for KV head h in portable code (the AVX2 and portable builds, any head_dim),
 // rounding where `decode_task_avx512` rounds: bf16 scores of the query as stored, scaled after the dot
 // product; softmax in fp32; probabilities rounded to T for the values' product, sums in fp32.
@@ -368,6 +469,11 @@ void attend_tasks(const shares::PagedDecodes<T>& layer, int64_t begin, int64_t e
     if (dim == 64 && decode_task_avx512<T>(layer.k_cache, layer.v_cache, table, first, span, layer.block_size,
                                            layer.block_stride, layer.row_stride, layer.head_stride, h0, heads, group,
                                            q + h0 * group * dim, layer.scale, scores.data(), out + h0 * group * dim))
+      continue;
+#elif defined(SARATHI_AVX2)
+    if (dim == 64 && decode_task_avx2<T>(layer.k_cache, layer.v_cache, table, first, span, layer.block_size,
+                                         layer.block_stride, layer.row_stride, layer.head_stride, h0, heads, group,
+                                         q + h0 * group * dim, layer.scale, scores.data(), out + h0 * group * dim))
       continue;
 #endif
     for (int64_t h = h0; h < h0 + heads; ++h)

@@ -28,10 +28,16 @@
 #include <limits>
 #include <vector>
 
-#if defined(SARATHI_AVX512)
+#if defined(SARATHI_AVX512) || defined(SARATHI_AVX2)
 namespace {
 
 constexpr int64_t kTile = 16;  // query positions per task, keys per block
+
+}  // namespace
+#endif
+
+#if defined(SARATHI_AVX512)
+namespace {
 
 // 16x16 transpose of 32-bit lanes: in[r] lane c -> out[c] lane r.
 inline void transpose16(const __m512i* in, __m512i* out) {
@@ -178,6 +184,101 @@ void attend_tile(const uint16_t* qp, const uint16_t* kp, const uint16_t* vp, con
   }
 }
 
+}  // namespace
+#endif
+
+#if defined(SARATHI_AVX2)
+namespace {
+
+// `attend_tile` on AVX2, operation for operation (simd.h's twins of vdpbf16ps, exp_nonpositive and
+// _mm512_reduce_add_ps), so the avx2 build's prefill attention is the same bits. A block's 16 keys are
+// lanes 0-7 (lo) and 8-15 (hi); their dim pairs are transposed through memory (kt[pair][key]).
+void attend_tile(const uint16_t* qp, const uint16_t* kp, const uint16_t* vp, const int64_t* tp, uint16_t* op,
+                 int64_t T, int64_t hq, int64_t hkv, int64_t bs, int64_t bstride, int64_t rstride, int64_t hstride,
+                 int64_t p0, float fscale, int64_t h, int64_t tile) {
+  constexpr int64_t D = 64;
+  constexpr int kMaxRows = 16 * 8;
+  const int64_t group = hq / hkv;
+  alignas(32) float acc[kMaxRows][64];  // [rows, D] fp32, natural dim order
+  float m[kMaxRows], l[kMaxRows];
+  alignas(32) float probs[kMaxRows][16];  // [rows, 16] the block's probabilities, bf16-rounded
+  const int64_t i0 = tile * kTile, rows_pos = std::min<int64_t>(kTile, T - i0);
+  const int64_t rows = rows_pos * group;
+  for (int64_t r = 0; r < rows; ++r) {
+    m[r] = std::numeric_limits<float>::lowest();
+    l[r] = 0.f;
+    for (int d = 0; d < 64; ++d) acc[r][d] = 0.f;
+  }
+  const int64_t last_key = p0 + i0 + rows_pos - 1;
+  alignas(32) uint32_t kt[32][16];  // [dim pair, key]: the block's keys, transposed
+  alignas(32) float values[16][64];  // [key, D] the block's values in fp32, zero past the block's keys
+  for (int64_t j0 = 0; j0 <= last_key; j0 += kTile) {
+    const int64_t nkeys = std::min<int64_t>(kTile, last_key + 1 - j0);
+    for (int j = 0; j < 16; ++j) {
+      const int64_t pos = j0 + std::min<int64_t>(j, nkeys - 1);
+      const uint16_t* kr = kp + tp[pos / bs] * bstride + (pos % bs) * rstride + h * hstride;
+      const uint16_t* vr = vp + tp[pos / bs] * bstride + (pos % bs) * rstride + h * hstride;
+      uint32_t pairs[32];
+      std::memcpy(pairs, kr, sizeof(pairs));
+      for (int dp = 0; dp < 32; ++dp) kt[dp][j] = pairs[dp];
+      for (int c = 0; c < 8; ++c)
+        _mm256_store_ps(values[j] + 8 * c, j < nkeys ? load_bf16x8(vr + 8 * c) : _mm256_setzero_ps());
+    }
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t pos = p0 + i0 + row / group, g = row % group;
+      const int64_t visible = std::min<int64_t>(nkeys, pos - j0 + 1);
+      if (visible <= 0) continue;
+      const uint32_t* qpairs = reinterpret_cast<const uint32_t*>(qp + ((i0 + row / group) * hq + h * group + g) * D);
+      __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+      for (int dp = 0; dp < 32; ++dp) {
+        const __m256i q = _mm256_set1_epi32(static_cast<int>(qpairs[dp]));
+        lo = dpbf16(lo, q, _mm256_load_si256(reinterpret_cast<const __m256i*>(kt[dp])));
+        hi = dpbf16(hi, q, _mm256_load_si256(reinterpret_cast<const __m256i*>(kt[dp] + 8)));
+      }
+      const __m256 scale = _mm256_set1_ps(fscale);
+      alignas(32) float s[16];
+      _mm256_store_ps(s, _mm256_mul_ps(lo, scale));
+      _mm256_store_ps(s + 8, _mm256_mul_ps(hi, scale));
+      float block_max = std::numeric_limits<float>::lowest();
+      for (int j = 0; j < visible; ++j) block_max = std::max(block_max, s[j]);
+      const float m_new = std::max(m[row], block_max);
+      const float corr = m_new == m[row] ? 1.f : std::exp(m[row] - m_new);
+      m[row] = m_new;
+      const __m256 top = _mm256_set1_ps(m_new);
+      alignas(32) float p[16];
+      _mm256_store_ps(p, exp_nonpositive(_mm256_sub_ps(_mm256_load_ps(s), top)));
+      _mm256_store_ps(p + 8, exp_nonpositive(_mm256_sub_ps(_mm256_load_ps(s + 8), top)));
+      for (int j = visible; j < 16; ++j) p[j] = 0.f;
+      l[row] = l[row] * corr + reduce_add16(_mm256_load_ps(p), _mm256_load_ps(p + 8));
+      for (int j = 0; j < 16; ++j) probs[row][j] = static_cast<float>(c10::BFloat16(p[j]));
+      __m256 a[8];
+      for (int c = 0; c < 8; ++c) a[c] = _mm256_load_ps(acc[row] + 8 * c);
+      if (corr != 1.f)
+        for (int c = 0; c < 8; ++c) a[c] = _mm256_mul_ps(a[c], _mm256_set1_ps(corr));
+      for (int pr = 0; pr < 8; ++pr) {
+        const __m256 odd = _mm256_set1_ps(probs[row][2 * pr + 1]), even = _mm256_set1_ps(probs[row][2 * pr]);
+        for (int c = 0; c < 8; ++c) {
+          a[c] = _mm256_fmadd_ps(odd, _mm256_load_ps(values[2 * pr + 1] + 8 * c), a[c]);
+          a[c] = _mm256_fmadd_ps(even, _mm256_load_ps(values[2 * pr] + 8 * c), a[c]);
+        }
+      }
+      for (int c = 0; c < 8; ++c) _mm256_store_ps(acc[row] + 8 * c, a[c]);
+    }
+  }
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t pos = row / group, g = row % group;
+    uint16_t* o = op + ((i0 + pos) * hq + h * group + g) * D;
+    const float inv = 1.f / l[row];
+    for (int d = 0; d < 64; ++d) o[d] = c10::BFloat16(acc[row][d] * inv).x;
+  }
+}
+
+}  // namespace
+#endif
+
+#if defined(SARATHI_AVX512) || defined(SARATHI_AVX2)
+namespace {
+
 // Task bounds for `parts` threads: shares of about equal key rows (a tile late in the chunk reads more
 // keys than an early one).
 std::vector<int64_t> tile_shares(int64_t tiles, int64_t hkv, int64_t p0, int64_t parts) {
@@ -192,7 +293,7 @@ std::vector<int64_t> tile_shares(int64_t tiles, int64_t hkv, int64_t p0, int64_t
 std::string isa_level() { return isa_level_name(); }
 
 bool prefill_attention_supported() {
-#if defined(SARATHI_AVX512)
+#if defined(SARATHI_AVX512) || defined(SARATHI_AVX2)
   return true;
 #else
   return false;
@@ -215,7 +316,7 @@ at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k_cache, con
   TORCH_CHECK(block_table.scalar_type() == at::kLong && block_table.dim() == 1 && block_table.is_contiguous() &&
                   block_table.size(0) * bs >= context_len, "block_table must be contiguous int64 covering the context");
   at::Tensor out = at::empty_like(q);
-#if defined(SARATHI_AVX512)
+#if defined(SARATHI_AVX512) || defined(SARATHI_AVX2)
   const int64_t hq = q.size(1), hkv = k_cache.size(2), p0 = context_len - T;
   const int64_t tiles = (T + kTile - 1) / kTile;
   const auto* qp = reinterpret_cast<const uint16_t*>(q.data_ptr());

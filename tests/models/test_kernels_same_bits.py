@@ -1,0 +1,88 @@
+"""Every fast ISA level computes the same bits (`cpu_isa`): the avx2 build's attention and the
+avx512 build's, the norms and activations both run, so the default model's greedy text does not
+depend on the CPU it runs on. The portable build is held to the float64 references instead
+(`test_cpu_kernels.py`); only its quantized products are bit-equal too (`test_quant_matmul.py`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sarathi_models.cpu_isa import runnable_levels
+from sarathi_models.cpu_ops import kernels_for
+
+FAST = [level.name for level in runnable_levels() if level.fast]
+pytestmark = pytest.mark.skipif(len(FAST) < 2, reason=f"this CPU runs one fast level ({FAST})")
+
+
+def on_every_level(call):
+    """call(module) on each fast level's build; the results, which must all be equal."""
+    results = []
+    for level in FAST:
+        module = kernels_for(level)
+        if module is None:
+            pytest.skip("no C++ compiler")
+        results.append(call(module))
+    return results
+
+
+def assert_same_bits(results):
+    assert all(torch.equal(results[0], other) for other in results[1:])
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (4, 4), (32, 8)])
+@pytest.mark.parametrize("window", [0, 40])
+@pytest.mark.parametrize("decodes", [1, 24])  # one KV head a task, or whole rows a task
+def test_decode_attention_is_the_same_bits_on_every_level(hq, hkv, window, decodes):
+    gen = torch.Generator().manual_seed(hq + window + decodes)
+    bs, dim = 16, 64
+    lengths = torch.randint(1, 200, (decodes,), generator=gen)  # [N]
+    blocks = 200 // bs + 1
+    k_cache = torch.randn(decodes * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    v_cache = torch.randn(decodes * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    tables = torch.randperm(decodes * blocks, generator=gen).view(decodes, blocks)  # [N, blocks]
+    q = (torch.randn(decodes, hq, dim, generator=gen) * 3).bfloat16()  # [N, Hq, D]
+    assert_same_bits(on_every_level(
+        lambda m: m.decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)))
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (16, 2)])
+@pytest.mark.parametrize(("t", "length"), [(1, 1), (16, 16), (37, 50), (17, 300), (40, 129)])
+def test_prefill_attention_is_the_same_bits_on_every_level(hq, hkv, t, length):
+    gen = torch.Generator().manual_seed(hq * 1000 + t * 7 + length)
+    bs, dim = 16, 64
+    blocks = length // bs + 1
+    k_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
+    table = torch.randperm(2 * blocks, generator=gen)[:blocks]
+    q = (torch.randn(t, hq, dim, generator=gen) * 3).bfloat16()  # [T, Hq, D]
+    assert_same_bits(on_every_level(lambda m: m.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)))
+
+
+def heavy_tailed(*shape: int, gen: torch.Generator) -> torch.Tensor:
+    """Values over many orders of magnitude, as a model's hidden states have (outlier channels): sums
+    that a plain random test would add in any order alike come out differently here."""
+    return torch.randn(*shape, generator=gen) * torch.exp(2 * torch.randn(*shape, generator=gen))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 33, 64])
+def test_norm_activation_rotary_and_argmax_are_the_same_bits_on_every_level(rows):
+    gen = torch.Generator().manual_seed(rows)
+    x = heavy_tailed(rows, 576, gen=gen).bfloat16()  # [T, H]
+    w = torch.randn(576, generator=gen).bfloat16()  # [H]
+    assert_same_bits(on_every_level(lambda m: m.rms_norm(x, w, 1e-5)))
+    assert_same_bits(on_every_level(lambda m: m.rms_norm(x.float(), w.float(), 1e-5)))
+    gate_up = heavy_tailed(rows, 2 * 1536, gen=gen).bfloat16()  # [T, 2I]
+    assert_same_bits(on_every_level(lambda m: m.silu_and_mul(gate_up)))
+    angles = torch.randn(rows, 1, 64, generator=gen)
+    cos, sin = angles.cos().bfloat16(), angles.sin().bfloat16()  # [T, 1, D]
+    qk = torch.randn(rows, 9, 64, generator=gen).bfloat16()  # [T, H, D]
+
+    def rotated(m):
+        out = qk.clone()
+        m.rotary_(out, cos, sin)
+        return out
+
+    assert_same_bits(on_every_level(rotated))
+    logits = torch.randn(rows, 49152, generator=gen)  # [S, V]
+    assert_same_bits(on_every_level(lambda m: m.argmax_rows(logits)))
