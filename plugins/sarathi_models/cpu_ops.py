@@ -42,7 +42,7 @@ DISABLE_ENV = "SARATHI_CPU_KERNELS"
 # estimate, which differs between AVX-512 and AVX2). Hidden symbols keep builds of several levels in one
 # process apart (see bindings.cpp).
 COMMON_FLAGS = ("-O3", "-std=c++20", "-fopenmp", "-ffast-math", "-fno-associative-math", "-fno-finite-math-only",
-                "-fvisibility=hidden")
+                "-ffp-contract=off", "-fvisibility=hidden")
 
 
 def build_name(level: IsaLevel) -> str:

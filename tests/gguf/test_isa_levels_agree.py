@@ -54,9 +54,6 @@ def test_every_build_answers_paris(smollm2_folder, level):
     assert "Paris" in result["text"], result["text"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 24, open: the avx512 and avx2 builds share 0.545 of the greedy "
-                   "tokens (2026-12-07); their quantized products are the same bits, but prefill attention "
-                   "(kernel against SDPA), decode attention and the norms still sum in different orders")
 @pytest.mark.timeout(1800)
 def test_the_fast_builds_agree_on_the_greedy_tokens(smollm2_folder):
     if len(FAST_LEVELS) < 2:

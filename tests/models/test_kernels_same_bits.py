@@ -1,7 +1,8 @@
-"""Every fast ISA level computes the same bits (`cpu_isa`): the avx2 build's attention and the
-avx512 build's, the norms and activations both run, so the default model's greedy text does not
-depend on the CPU it runs on. The portable build is held to the float64 references instead
-(`test_cpu_kernels.py`); only its quantized products are bit-equal too (`test_quant_matmul.py`)."""
+"""Every ISA level computes the same bits (`cpu_isa`), so the default model's greedy text does not
+depend on the CPU it runs on: the fast builds' attention (the avx2 kernels replay the avx512 ones'
+arithmetic), and every build's norms, activations, rotary and argmax (the quantized products:
+`test_quant_matmul.py`). The portable build's attention, a plain fp32 loop, is held to the float64
+reference instead (`test_cpu_kernels.py`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import torch
 from sarathi_models.cpu_isa import runnable_levels
 from sarathi_models.cpu_ops import kernels_for
 
+LEVELS = [level.name for level in runnable_levels()]
 FAST = [level.name for level in runnable_levels() if level.fast]
-pytestmark = pytest.mark.skipif(len(FAST) < 2, reason=f"this CPU runs one fast level ({FAST})")
+pytestmark = pytest.mark.skipif(len(LEVELS) < 2, reason=f"this CPU runs one level ({LEVELS})")
 
 
-def on_every_level(call):
-    """call(module) on each fast level's build; the results, which must all be equal."""
+def on_every_level(call, levels=LEVELS):
+    """call(module) on each build of `levels`; the results, which must all be equal."""
+    if len(levels) < 2:
+        pytest.skip(f"this CPU runs one of the levels ({levels})")
     results = []
-    for level in FAST:
+    for level in levels:
         module = kernels_for(level)
         if module is None:
             pytest.skip("no C++ compiler")
@@ -43,7 +47,7 @@ def test_decode_attention_is_the_same_bits_on_every_level(hq, hkv, window, decod
     tables = torch.randperm(decodes * blocks, generator=gen).view(decodes, blocks)  # [N, blocks]
     q = (torch.randn(decodes, hq, dim, generator=gen) * 3).bfloat16()  # [N, Hq, D]
     assert_same_bits(on_every_level(
-        lambda m: m.decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window)))
+        lambda m: m.decode_attention(q, k_cache, v_cache, tables, lengths, dim**-0.5, window), FAST))
 
 
 @pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (16, 2)])
@@ -56,7 +60,8 @@ def test_prefill_attention_is_the_same_bits_on_every_level(hq, hkv, t, length):
     v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
     table = torch.randperm(2 * blocks, generator=gen)[:blocks]
     q = (torch.randn(t, hq, dim, generator=gen) * 3).bfloat16()  # [T, Hq, D]
-    assert_same_bits(on_every_level(lambda m: m.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)))
+    assert_same_bits(on_every_level(lambda m: m.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5),
+                                    FAST))
 
 
 def heavy_tailed(*shape: int, gen: torch.Generator) -> torch.Tensor:
