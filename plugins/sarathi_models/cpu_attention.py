@@ -28,7 +28,7 @@ class CpuAttention(TorchAttention):
     def __init__(self, kernels: object) -> None:
         self.kernels = kernels
         self.has_prefill_kernel: bool = kernels.prefill_attention_supported()  # type: ignore[attr-defined]
-        """Whether this build has `prefill_attention` (it needs AVX-512 BF16)."""
+        """Whether this build has `prefill_attention` (the avx512 and avx2 levels)."""
 
     def attend_prefill(
         self,

@@ -8,8 +8,10 @@ AVX2 and portable code too).
 
 - "avx512": x86-64-v4 plus AVX-512 VNNI and BF16 (Zen 4, Sapphire Rapids): every kernel's widest path.
 - "avx2": x86-64-v3 (AVX2, FMA, F16C: Haswell on, Zen 1-3, Intel client CPUs): the same kernels in
-  256-bit code; prefill attention has no AVX2 path and runs torch's SDPA.
-- "portable": x86-64-v2 on x86 (no flag elsewhere): the scalar code every kernel keeps. It is slower
+  256-bit code, computing the same bits as the avx512 ones (vdpbf16ps replayed as two fmas, the same
+  reduction trees), so greedy text does not change with the CPU.
+- "portable": x86-64-v2 on x86 (no flag elsewhere): the scalar code every kernel keeps (the same bits
+  but for attention, a plain fp32 loop, and prefill attention, which it leaves to SDPA). It is slower
   than torch's own ops, so the engine never picks it by itself; `SARATHI_CPU_ARCH=portable` builds it
   (the tests check its arithmetic).
 

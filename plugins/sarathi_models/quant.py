@@ -5,7 +5,8 @@ instead of bf16 ones makes small steps several times cheaper, if the kernel keep
 
 - `PackedWeight` (the CPU kernels' `quant_matmul`, `csrc/quant_matmul.cpp`): 4- or 8-bit unsigned codes
   with an fp16 scale and minimum per group of 32 inputs, times activations quantized to int8 per group
-  of 32, multiplied as bytes with AVX-512 VNNI: llama.cpp's Q4_1 x Q8_1 arithmetic. GGUF's Q4_0, Q4_1
+  of 32, multiplied as bytes with AVX-512 VNNI or AVX2 (the same bits on every ISA level): llama.cpp's
+  Q4_1 x Q8_1 arithmetic. GGUF's Q4_0, Q4_1
   and Q8_0 map onto it exactly, fp16 scales included; the one rounding is the activation's int8 code.
 - `Int4Weight` (torch's `_weight_int4pack_mm_for_cpu`) where the CPU kernels did not build: it widens
   the weights to bf16 first (bf16 scales, so GGUF's fp16 ones move by up to 2^-9).

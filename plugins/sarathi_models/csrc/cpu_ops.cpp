@@ -7,10 +7,12 @@
 //
 // Rounding: every kernel rounds where the eager torch formulas of `layers.py` and `rope.py` round
 // (those follow transformers), so bf16 results match eager torch bit for bit except for the order of
-// fp32 sums; attention accumulates in fp32 throughout.
+// fp32 sums; attention accumulates in fp32 throughout. That order is one order on every ISA level
+// (isa.h): RMSNorm's sum, silu's exp and the attention kernels compute the same bits in the avx512,
+// avx2 and (but for attention) portable builds, so a model's greedy text does not depend on the CPU.
 //
 // Scalar types: float and bfloat16 (the CPU backend's two dtypes). Bound in `bindings.cpp`; `cpu_ops.py`
-// compiles the files once per machine.
+// compiles the files once per ISA level.
 
 #include "ops.h"
 #include "shares.h"
@@ -360,7 +362,7 @@ bool decode_task_avx2(const T* kp, const T* vp, const int64_t* table, int64_t fi
 }
 #endif
 
-// One decode's attention for KV head h in portable code (the AVX2 and portable builds, any head_dim),
+// One decode's attention for KV head h in portable code (the portable build, fp32, head_dim other than 64),
 // rounding where `decode_task_avx512` rounds: bf16 scores of the query as stored, scaled after the dot
 // product; softmax in fp32; probabilities rounded to T for the values' product, sums in fp32.
 // q and out point at the head's G query rows; qf, scores (G * span), acc (G * dim), row (dim) are scratch.

@@ -12,9 +12,10 @@
 // read; the diagonal block is masked lane by lane. Probabilities round to bf16 for the values' product
 // (as decode attention and the torch backend's bf16 matmul-softmax do); sums stay fp32.
 //
-// bf16, head_dim 64, no sliding window, the avx512 level only (`prefill_attention_supported()` says
-// whether this build has it); the attention backend keeps SDPA for everything else, the AVX2 and
-// portable builds included (SDPA is faster than this kernel's scalar form would be).
+// bf16, head_dim 64, no sliding window, the avx512 and avx2 levels (the avx2 one replays the avx512
+// arithmetic, the same bits; `prefill_attention_supported()` says whether this build has it); the
+// attention backend keeps SDPA for everything else, the portable build included (SDPA is faster than
+// this kernel's scalar form would be).
 
 #include "ops.h"
 #include "simd.h"
@@ -302,7 +303,7 @@ bool prefill_attention_supported() {
 
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                              const at::Tensor& block_table, int64_t context_len, double scale) {
-  TORCH_CHECK(prefill_attention_supported(), "prefill_attention needs AVX-512 BF16 in this build");
+  TORCH_CHECK(prefill_attention_supported(), "prefill_attention needs the avx512 or avx2 build");
   TORCH_CHECK(q.device().is_cpu() && q.scalar_type() == at::kBFloat16 && q.dim() == 3 && q.is_contiguous() &&
                   q.size(2) == 64, "q must be a contiguous bf16 [T, Hq, 64] CPU tensor");
   TORCH_CHECK(k_cache.scalar_type() == at::kBFloat16 && v_cache.scalar_type() == at::kBFloat16 && k_cache.dim() == 4 &&

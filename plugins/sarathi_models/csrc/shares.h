@@ -12,6 +12,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include "quant_core.h"
 #include <c10/util/BFloat16.h>
 
 #include <cstdint>
@@ -43,14 +44,8 @@ void silu_and_mul(const bf16* gate_up, int64_t inter, bf16* out, Range rows);
 void rotary(bf16* x, int64_t token_stride, int64_t heads, int64_t head_stride, int64_t dim, const bf16* cos,
             const bf16* sin, Range tokens);
 
-// Activation rows quantized per group of 32 inputs, as `quant_matmul` multiplies them: codes [M, K]
-// int8, scale [M, K / 32] (the group's step), sum [M, K / 32] (step x the sum of the group's codes)
-// and total [M, K / 32] (that sum of codes itself, exact).
-struct QuantizedRows {
-  std::vector<int8_t> codes;
-  std::vector<float> scale, sum;
-  std::vector<int32_t> total;
-};
+// Activation rows quantized per group of 32 inputs (quant_core.h).
+using QuantizedRows = quant::QuantizedRows;
 // Room for m rows of k inputs (k a multiple of 32).
 QuantizedRows quantized_rows(int64_t m, int64_t k);
 // Rows [begin, end) of x [M, K] into `rows`, laid out for K inputs.

@@ -34,7 +34,7 @@ from .decode_rate import DECODE_TOKENS, PROMPT_LEN, token_prompt
 from .default_model import default_gguf
 from .greedy import agreement
 from .isa_report import ratios, report
-from .isa_worker import TORCH, LevelWorker
+from .isa_worker import TORCH, LevelWorker, paused
 from .llamacpp import llamacpp_rates
 from .machine import describe
 
@@ -88,14 +88,15 @@ def run(model: str | None, levels: list[str], pythons: dict[str, str], repeats: 
             for level in ran[repeat % len(ran):] + ran[:repeat % len(ran)]:
                 for loaded in (False, True):
                     prefix = "loaded_" if loaded else ""
-                    with busy_cores() if loaded else contextlib.nullcontext():
+                    others = [worker for name, worker in workers.items() if name != level]
+                    with paused(others), busy_cores() if loaded else contextlib.nullcontext():
                         rates = workers[level].ask("decode")
                     for key, rate in rates.items():
                         runs[level].setdefault(prefix + key, []).append(rate)
                     python = pythons.get(level)
                     if python is not None and (python, loaded) not in done:
                         done.add((python, loaded))
-                        with busy_cores() if loaded else contextlib.nullcontext():
+                        with paused(workers.values()), busy_cores() if loaded else contextlib.nullcontext():
                             lc = llamacpp_rates(gguf, LLAMACPP_THREADS, 1, token_prompt(PROMPT_LEN, 0), [],
                                                 DECODE_TOKENS, python)
                         assert lc is not None  # an interpreter was given
