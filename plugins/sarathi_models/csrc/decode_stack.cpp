@@ -7,8 +7,8 @@
 // the residual adds), so a step's result is bit for bit the one the Python layers compute.
 //
 // The whole step is one OpenMP parallel region: each kernel's work is split over the region's threads
-// here (`shares.h`) and the threads meet at a spinning barrier between dependent kernels, about ten a
-// layer. One region a kernel instead costs 32 us a region whenever another thread of the process holds
+// here (`shares.h`) and the threads meet at a barrier between dependent kernels, about ten a layer
+// (`SpinBarrier`: it spins briefly, then sleeps). One region a kernel instead costs 32 us a region whenever another thread of the process holds
 // an OpenMP team of its own (see `shares.h`): a 16-decode step took 25 ms instead of 14.
 //
 // Built once per model by `decode_stack.py` when every layer qualifies (packed weights, no biases, the
@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -35,11 +34,11 @@ using shares::bf16;
 using shares::Range;
 
 // The threads of one parallel region waiting for each other between kernels. A waiter spins (with
-// `pause`) for about 20 us, long enough for the usual wait between two balanced kernels, then sleeps on
-// a futex (C++20 atomic wait) until the last party arrives, which wakes sleepers only when there are
-// any. Spinning alone (or spinning, then yielding) collapses when the cores are shared: a waiter burns
-// the time slices the thread it waits for needs, and decode fell to 1-3 tok/s beside one busy process
-// per core. libgomp's own barrier sleeps too soon instead (see the file comment).
+// `pause`) for a few tens of microseconds, long enough for the usual wait between two balanced kernels,
+// then sleeps on a futex (C++20 atomic wait) until the last party arrives, which wakes sleepers only
+// when there are any. Spinning, then yielding (this barrier before 2026-12-07) burns the time slices
+// the awaited thread needs when the cores are shared: beside one busy process per core, decode fell to
+// 1-3 tok/s on a Zen 3. libgomp's own barrier sleeps too soon instead (see the file comment).
 class SpinBarrier {
  public:
   void reset(int parties) { parties_ = parties; }
