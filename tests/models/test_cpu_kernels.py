@@ -126,20 +126,28 @@ def reference_prefill_attention(q, k_cache, v_cache, table, length, scale):
     return torch.einsum("htl,lhd->thd", probs, values)
 
 
-@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (4, 4), (16, 2)])
-@pytest.mark.parametrize(("t", "length"), [(1, 1), (5, 5), (16, 16), (37, 50), (17, 300), (64, 64), (40, 129)])
-def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_reference(fused, hq, hkv, t, length):
-    """Whole prompts and chunks after a cached prefix, lengths on and off the 16-key blocks, GQA ratios
-    1 to 8, a random block table. Only the avx512 level has this kernel (the others run SDPA)."""
-    if not fused.prefill_attention_supported():
-        pytest.skip(f"the {fused.isa_level()} build has no prefill attention kernel")
+def paged_prefill_case(hq: int, hkv: int, t: int, length: int, q_scale: float = 1.0):
+    """A chunk's q [T, Hq, 64] bf16, bf16 caches [num_blocks, 16, Hkv, 64] and a random block table
+    covering `length` positions."""
     gen = torch.Generator().manual_seed(hq * 1000 + t * 7 + length)
     bs, dim = 16, 64
     blocks = length // bs + 1
     k_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
     v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
     table = torch.randperm(2 * blocks, generator=gen)[:blocks]
-    q = torch.randn(t, hq, dim, generator=gen).bfloat16()
+    q = (torch.randn(t, hq, dim, generator=gen) * q_scale).bfloat16()
+    return q, k_cache, v_cache, table
+
+
+@pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (4, 4), (16, 2)])
+@pytest.mark.parametrize(("t", "length"), [(1, 1), (5, 5), (16, 16), (37, 50), (17, 300), (64, 64), (40, 129)])
+def test_prefill_attention_reads_the_paged_cache_causally_like_a_float64_reference(fused, hq, hkv, t, length):
+    """Whole prompts and chunks after a cached prefix, lengths on and off the 16-key blocks, GQA ratios
+    1 to 8, a random block table. The avx512 and avx2 levels have this kernel (portable runs SDPA)."""
+    if not fused.prefill_attention_supported():
+        pytest.skip(f"the {fused.isa_level()} build has no prefill attention kernel")
+    dim = 64
+    q, k_cache, v_cache, table = paged_prefill_case(hq, hkv, t, length)
     got = fused.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
     want = reference_prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5)
     assert torch.allclose(got.double(), want, atol=2e-2, rtol=2e-2)

@@ -11,6 +11,7 @@ import torch
 
 from sarathi_models.cpu_isa import runnable_levels
 from sarathi_models.cpu_ops import kernels_for
+from tests.models.test_cpu_kernels import paged_prefill_case
 
 LEVELS = [level.name for level in runnable_levels()]
 FAST = [level.name for level in runnable_levels() if level.fast]
@@ -53,14 +54,8 @@ def test_decode_attention_is_the_same_bits_on_every_level(hq, hkv, window, decod
 @pytest.mark.parametrize(("hq", "hkv"), [(9, 3), (8, 2), (16, 2)])
 @pytest.mark.parametrize(("t", "length"), [(1, 1), (16, 16), (37, 50), (17, 300), (40, 129)])
 def test_prefill_attention_is_the_same_bits_on_every_level(hq, hkv, t, length):
-    gen = torch.Generator().manual_seed(hq * 1000 + t * 7 + length)
-    bs, dim = 16, 64
-    blocks = length // bs + 1
-    k_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
-    v_cache = torch.randn(2 * blocks, bs, hkv, dim, generator=gen).bfloat16()
-    table = torch.randperm(2 * blocks, generator=gen)[:blocks]
-    q = (torch.randn(t, hq, dim, generator=gen) * 3).bfloat16()  # [T, Hq, D]
-    assert_same_bits(on_every_level(lambda m: m.prefill_attention(q, k_cache, v_cache, table, length, dim**-0.5),
+    q, k_cache, v_cache, table = paged_prefill_case(hq, hkv, t, length, q_scale=3.0)
+    assert_same_bits(on_every_level(lambda m: m.prefill_attention(q, k_cache, v_cache, table, length, 64**-0.5),
                                     FAST))
 
 
