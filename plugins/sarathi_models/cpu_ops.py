@@ -7,10 +7,10 @@ module; None when the CPU has no fast level (no AVX2: ARM64, old x86), there is 
 the build fails, or `SARATHI_CPU_KERNELS=0` turns them off. Callers then run the eager torch
 formulas, which compute the same values; the reason is logged once.
 
-A build's name and folder carry a hash of everything it depends on: the sources, torch's version,
-the compiler and its flags, and the CPU features the level needs. Two checkouts or venvs on one
-machine therefore share a build when their sources agree and keep separate ones when not (no
-rebuilding each other's), and a build is only ever loaded on a CPU that has its level's features.
+A build's name and folder carry a hash of everything it depends on: the sources and where they are,
+torch's version, the compiler and its flags, and the CPU features the level needs. Two checkouts or
+venvs on one machine therefore keep builds of their own and never rebuild each other's, and a build is
+only ever loaded on a CPU that has its level's features.
 
 Imports torch, the standard library and `cpu_isa`.
 """
@@ -46,8 +46,10 @@ COMMON_FLAGS = ("-O3", "-std=c++20", "-fopenmp", "-ffast-math", "-fno-associativ
 
 
 def build_name(level: IsaLevel) -> str:
-    """The build's module name: the level and a hash of sources, torch, compiler, flags and features."""
-    digest = hashlib.sha256()
+    """The build's module name: the level and a hash of the sources (their folder too: torch's builder
+    writes absolute source paths into its ninja file, so two checkouts of the same sources sharing one
+    build would rebuild it at each turn), torch, compiler, flags and features."""
+    digest = hashlib.sha256(str(CSRC).encode())
     for path in sorted(CSRC.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     compiler = os.environ.get("CXX", "c++")

@@ -51,7 +51,7 @@ def test_builds_are_named_by_level_and_by_what_they_are_built_from():
     names = {level.name: cpu_ops.build_name(level) for level in (AVX512, AVX2, PORTABLE_X86)}
     assert len(set(names.values())) == 3
     assert all(name.startswith(f"sarathi_cpu_ops_{level}_") for level, name in names.items())
-    assert cpu_ops.build_name(AVX2) == names["avx2"]  # stable: two checkouts of one source share it
+    assert cpu_ops.build_name(AVX2) == names["avx2"]  # stable from one process to the next
 
 
 def test_a_build_is_never_loaded_on_a_cpu_without_its_features(monkeypatch):
@@ -83,3 +83,21 @@ def test_each_level_says_which_kernels_it_has(fused):
     from sarathi_models.cpu_attention import CpuAttention
 
     assert CpuAttention(fused).has_prefill_kernel == (level in ("avx512", "avx2"))
+
+
+@pytest.mark.parametrize("case", ["no compiler", "no avx2"])
+def test_without_a_compiler_or_a_fast_level_the_torch_path_runs_with_one_warning(case, monkeypatch, caplog):
+    monkeypatch.delenv(cpu_isa.ARCH_ENV, raising=False)
+    monkeypatch.delenv(cpu_ops.DISABLE_ENV, raising=False)
+    if case == "no compiler":
+        monkeypatch.setenv("CXX", "/nonexistent/c++")
+    else:
+        monkeypatch.setattr(cpu_isa, "cpu_features", lambda: frozenset(NEHALEM))
+    cpu_ops.kernels.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=cpu_ops.__name__):
+            assert cpu_ops.kernels() is None and cpu_ops.kernel_variant() == "torch"
+        assert len(caplog.records) == 1  # said once, however often the kernels are asked for
+        assert ("compiler" if case == "no compiler" else "AVX2") in caplog.records[0].getMessage()
+    finally:
+        cpu_ops.kernels.cache_clear()
