@@ -298,7 +298,8 @@ bool decode_task_avx2(const T* kp, const T* vp, const int64_t* table, int64_t fi
     return cache + table[pos / block_size] * block_stride + (pos % block_size) * row_stride + h0 * head_stride;
   };
   auto load = [](const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-  std::vector<float> best(queries, -std::numeric_limits<float>::infinity());
+  float best[kMaxQueries];
+  std::fill(best, best + queries, -std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < span; ++j) {
     const T* key = row_at(kp, j);
     for (int64_t h = 0; h < heads; ++h) {
