@@ -10,14 +10,20 @@ AVX2 and portable code too).
 - "avx2": x86-64-v3 (AVX2, FMA, F16C: Haswell on, Zen 1-3, Intel client CPUs): the same kernels in
   256-bit code, computing the same bits as the avx512 ones (vdpbf16ps replayed as two fmas, the same
   reduction trees), so greedy text does not change with the CPU.
-- "portable": x86-64-v2 on x86 (no flag elsewhere): the scalar code every kernel keeps (the same bits
-  but for attention, a plain fp32 loop, and prefill attention, which it leaves to SDPA). It is slower
-  than torch's own ops, so the engine never picks it by itself; `SARATHI_CPU_ARCH=portable` builds it
-  (the tests check its arithmetic).
+- "neon-dotprod": ARM64 with the dot-product instructions (ARMv8.2-A+dotprod: Graviton 2 on, Apple
+  M1 on, Ampere Altra, Cortex-A76 on): NEON kernels, `sdot` in the quantized matmul.
+- "neon": any ARM64 (ARMv8-A; NEON is in every core): the same, the quantized products in `smull` +
+  pairwise adds. Both ARM64 levels compute the avx512 level's bits too (checked under qemu-user by
+  `tests/models/test_kernel_cores_isas.py`; no ARM64 hardware has run them yet).
+- "portable": x86-64-v2 on x86 (no flag elsewhere): the scalar code every kernel keeps, the same bits
+  (but for fp32 attention, and prefill attention, which it leaves to SDPA). It is slower than torch's
+  own ops, so the engine never picks it by itself; `SARATHI_CPU_ARCH=portable` builds it (the tests
+  check its arithmetic).
 
 `SARATHI_CPU_ARCH` chooses: unset or "auto" takes the best fast level this CPU has; a level's name
-(or its -march name: x86-64-v4, x86-64-v3, x86-64-v2) takes that level if this CPU has its features.
-ARM64 has no NEON path yet: there (and on any CPU without AVX2) the engine runs the torch path.
+(or its -march name: x86-64-v4, x86-64-v3, x86-64-v2, armv8.2-a+dotprod, armv8-a) takes that level
+if this CPU has its features. On a CPU with no fast level (x86 without AVX2, other architectures)
+the engine runs the torch path.
 
 Imports only the standard library.
 """
@@ -54,6 +60,9 @@ AVX512 = IsaLevel("avx512", "x86-64-v4", ("-march=x86-64-v4", "-mavx512vnni", "-
                   _X86_64_V4 | {"avx512_vnni", "avx512_bf16"}, fast=True)
 AVX2 = IsaLevel("avx2", "x86-64-v3", ("-march=x86-64-v3",), _X86_64_V3, fast=True)
 PORTABLE_X86 = IsaLevel("portable", "x86-64-v2", ("-march=x86-64-v2",), _X86_64_V2, fast=False)
+NEON_DOTPROD = IsaLevel("neon-dotprod", "armv8.2-a+dotprod", ("-march=armv8.2-a+dotprod",),
+                        frozenset({"asimd", "asimddp"}), fast=True)
+NEON = IsaLevel("neon", "armv8-a", ("-march=armv8-a",), frozenset({"asimd"}), fast=True)
 PORTABLE = IsaLevel("portable", "", (), frozenset(), fast=False)
 
 
@@ -62,6 +71,8 @@ def levels(machine: str | None = None) -> tuple[IsaLevel, ...]:
     machine = machine or platform.machine()
     if machine in ("x86_64", "AMD64"):
         return (AVX512, AVX2, PORTABLE_X86)
+    if machine in ("aarch64", "arm64"):
+        return (NEON_DOTPROD, NEON, PORTABLE)
     return (PORTABLE,)
 
 
@@ -118,7 +129,8 @@ def choose_level(features: frozenset[str] | None = None, requested: str | None =
     if wanted in ("", "auto", "native"):
         best = next((level for level in runnable if level.fast), None)
         if best is None:
-            return Choice(None, f"this CPU ({platform.machine()}) has no level with fast kernels (AVX2 at least)")
+            return Choice(None, f"this CPU ({platform.machine()}) has no level with fast kernels "
+                                "(AVX2 at least on x86, NEON on ARM64)")
         return Choice(best, f"the best level this CPU runs: {best.name}")
     level = find_level(wanted)
     if level is None:

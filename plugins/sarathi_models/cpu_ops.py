@@ -3,7 +3,7 @@
 `kernels()` builds the C++ files for the level `cpu_isa.choose_level` picks (the best one this CPU
 runs, or `SARATHI_CPU_ARCH`'s) the first time it is called in a process (about 40 s on a 2-core
 machine), then loads that build in well under a second in every later process, and returns the
-module; None when the CPU has no fast level (no AVX2: ARM64, old x86), there is no C++ compiler,
+module; None when the CPU has no fast level (x86 without AVX2; neither x86 nor ARM64), there is no C++ compiler,
 the build fails, or `SARATHI_CPU_KERNELS=0` turns them off. Callers then run the eager torch
 formulas, which compute the same values; the reason is logged once.
 

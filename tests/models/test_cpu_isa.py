@@ -27,10 +27,26 @@ def test_a_cpu_without_avx2_runs_the_torch_path(features):
     assert choice.level is None and "AVX2" in choice.reason
 
 
-def test_arm64_has_only_the_portable_level_and_runs_the_torch_path(monkeypatch):
+GRAVITON2 = frozenset({"fp", "asimd", "evtstrm", "aes", "pmull", "sha1", "sha2", "crc32", "atomics", "fphp",
+                       "asimdhp", "cpuid", "asimdrdm", "lrcpc", "dcpop", "asimddp", "ssbs"})
+CORTEX_A72 = frozenset({"fp", "asimd", "evtstrm", "crc32", "cpuid"})  # Raspberry Pi 4: no dotprod
+
+
+@pytest.mark.parametrize(("features", "want"), [(GRAVITON2, "neon-dotprod"), (CORTEX_A72, "neon")])
+def test_arm64_takes_its_neon_level(features, want, monkeypatch):
     monkeypatch.setattr(cpu_isa.platform, "machine", lambda: "aarch64")
+    assert [level.name for level in cpu_isa.levels()] == ["neon-dotprod", "neon", "portable"]
+    choice = choose_level(features, "auto")
+    assert choice.level is not None and choice.level.name == want
+    assert choose_level(features, "armv8-a").level == cpu_isa.NEON
+    refused = choose_level(CORTEX_A72, "neon-dotprod")
+    assert refused.level is None and "asimddp" in refused.reason
+
+
+def test_another_architecture_runs_the_torch_path(monkeypatch):
+    monkeypatch.setattr(cpu_isa.platform, "machine", lambda: "riscv64")
     assert [level.name for level in cpu_isa.levels()] == ["portable"]
-    assert choose_level(frozenset({"fp", "asimd", "asimddp"}), "auto").level is None
+    assert choose_level(frozenset({"rv64imafdc"}), "auto").level is None
 
 
 @pytest.mark.parametrize(("requested", "want"), [("x86-64-v3", "avx2"), ("avx2", "avx2"), ("x86-64-v2", "portable"),
@@ -76,13 +92,13 @@ def test_a_build_is_never_loaded_on_a_cpu_without_its_features(monkeypatch):
 
 
 def test_each_level_says_which_kernels_it_has(fused):
-    """avx512 and avx2 have every kernel; the portable build runs SDPA for prefill chunks (a scalar
+    """The fast levels have every kernel; the portable build runs SDPA for prefill chunks (a scalar
     prefill kernel would be slower than torch's)."""
     level = fused.isa_level()
-    assert fused.prefill_attention_supported() == (level in ("avx512", "avx2"))
+    assert fused.prefill_attention_supported() == (level != "portable")
     from sarathi_models.cpu_attention import CpuAttention
 
-    assert CpuAttention(fused).has_prefill_kernel == (level in ("avx512", "avx2"))
+    assert CpuAttention(fused).has_prefill_kernel == (level != "portable")
 
 
 @pytest.mark.parametrize("case", ["no compiler", "no avx2"])

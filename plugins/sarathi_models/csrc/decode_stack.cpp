@@ -15,13 +15,16 @@
 // "cpu" attention backend); it holds the layers' weights and KV caches.
 
 #include "ops.h"
+#include "row_kernels.h"
 #include "shares.h"
-#include "simd.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/Parallel.h>
 #include <omp.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -55,6 +58,8 @@ class SpinBarrier {
       if (generation_.load(std::memory_order_acquire) != generation) return;
 #if defined(__x86_64__)
       _mm_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
 #endif
     }
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -67,24 +72,6 @@ class SpinBarrier {
   int parties_ = 1;
   std::atomic<int> arrived_{0}, generation_{0}, sleepers_{0};
 };
-
-// Rows of h [T, H] += b [T, H], as eager torch adds two bf16 tensors: in fp32, rounded once to nearest even.
-void add_rows(bf16* h, const bf16* b, int64_t hidden, Range rows) {
-  int64_t i = rows.begin * hidden;
-  const int64_t end = rows.end * hidden;
-#if defined(SARATHI_AVX512)
-  auto widen = [](const bf16* p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-  };
-  for (; i + 16 <= end; i += 16) {
-    const __m256bh sum = _mm512_cvtneps_pbh(_mm512_add_ps(widen(h + i), widen(b + i)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), (__m256i)sum);
-  }
-#elif defined(SARATHI_AVX2)
-  for (; i + 8 <= end; i += 8) store_bf16x8(h + i, _mm256_add_ps(load_bf16x8(h + i), load_bf16x8(b + i)));
-#endif
-  for (; i < end; ++i) h[i] = static_cast<bf16>(static_cast<float>(h[i]) + static_cast<float>(b[i]));
-}
 
 // Rows of k, v (row stride `stride`, Hkv x D values each) into the caches' flat slots slot_mapping [T].
 void write_kv(const bf16* k, const bf16* v, int64_t stride, bf16* k_cache, bf16* v_cache, int64_t row,
@@ -144,11 +131,11 @@ at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tenso
   at::Tensor up = at::empty({t, 2 * inter}, x.options());  // [T, 2I]
   at::Tensor mid = at::empty({t, inter}, x.options());  // [T, I]
   shares::QuantizedRows act = shares::quantized_rows(t, std::max({hidden, q_size, inter}));
-  bf16 *hp = h.data_ptr<bf16>(), *np = normed.data_ptr<bf16>(), *qkvp = qkv.data_ptr<bf16>();
-  bf16 *ap = attended.data_ptr<bf16>(), *pp = proj.data_ptr<bf16>(), *up_p = up.data_ptr<bf16>(), *mp = mid.data_ptr<bf16>();
-  const bf16 *cp = cos.data_ptr<bf16>(), *sp = sin.data_ptr<bf16>();
+  bf16 *hp = shares::bf16_data(h), *np = shares::bf16_data(normed), *qkvp = shares::bf16_data(qkv);
+  bf16 *ap = shares::bf16_data(attended), *pp = shares::bf16_data(proj), *up_p = shares::bf16_data(up), *mp = shares::bf16_data(mid);
+  const bf16 *cp = shares::bf16_data(cos), *sp = shares::bf16_data(sin);
   const int64_t* slots = slot_mapping.data_ptr<int64_t>();
-  std::vector<shares::PagedDecodes<bf16>> attention;
+  std::vector<shares::PagedDecodes> attention;
   for (const Layer& layer : layers_)
     attention.push_back(shares::paged_decodes(qkvp, qkv_size, ap, q_size, layer.k_cache, layer.v_cache, block_tables,
                                               context_lens, num_heads_, scale_, layer.window, threads));
@@ -163,7 +150,7 @@ at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tenso
     }
 #pragma omp barrier
     const Range rows = shares::slice(t, me, parties);
-    shares::rms_norm(hp, layers_.front().input_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+    shares::rms_norm(hp, shares::bf16_data(layers_.front().input_norm), eps_, hidden, np, rows);
     shares::quantize(np, hidden, act, rows);
     barrier.wait();
     for (size_t l = 0; l < layers_.size(); ++l) {
@@ -172,8 +159,8 @@ at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tenso
       barrier.wait();
       shares::rotary(qkvp, qkv_size, num_heads_, d, d, cp, sp, rows);
       shares::rotary(qkvp + q_size, qkv_size, num_kv_heads_, d, d, cp, sp, rows);
-      write_kv(qkvp + q_size, qkvp + q_size + kv_size, qkv_size, layer.k_cache.data_ptr<bf16>(),
-               layer.v_cache.data_ptr<bf16>(), kv_size, slots, rows);
+      write_kv(qkvp + q_size, qkvp + q_size + kv_size, qkv_size, shares::bf16_data(layer.k_cache),
+               shares::bf16_data(layer.v_cache), kv_size, slots, rows);
       barrier.wait();
       shares::decode_attention(attention[l], {attention_bounds[l][me], attention_bounds[l][me + 1]});
       barrier.wait();
@@ -181,8 +168,8 @@ at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tenso
       barrier.wait();
       apply(layer.o, act, t, q_size, pp, me, parties);
       barrier.wait();
-      add_rows(hp, pp, hidden, rows);
-      shares::rms_norm(hp, layer.post_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+      kern::add_rows(hp, pp, hidden, rows.begin, rows.end);
+      shares::rms_norm(hp, shares::bf16_data(layer.post_norm), eps_, hidden, np, rows);
       shares::quantize(np, hidden, act, rows);
       barrier.wait();
       apply(layer.gate_up, act, t, hidden, up_p, me, parties);
@@ -192,9 +179,9 @@ at::Tensor DecodeStack::run(at::Tensor x, const at::Tensor& cos, const at::Tenso
       barrier.wait();
       apply(layer.down, act, t, inter, pp, me, parties);
       barrier.wait();
-      add_rows(hp, pp, hidden, rows);
+      kern::add_rows(hp, pp, hidden, rows.begin, rows.end);
       if (l + 1 < layers_.size()) {
-        shares::rms_norm(hp, layers_[l + 1].input_norm.data_ptr<bf16>(), eps_, hidden, np, rows);
+        shares::rms_norm(hp, shares::bf16_data(layers_[l + 1].input_norm), eps_, hidden, np, rows);
         shares::quantize(np, hidden, act, rows);
       }
       barrier.wait();

@@ -2,7 +2,8 @@
 // `cpu_isa.py` (each built with its own -march flags, never -march=native).
 //   SARATHI_AVX512  x86-64-v4 + AVX-512 VNNI + BF16: 512-bit paths, vdpbf16ps, vpdpbusd
 //   SARATHI_AVX2    x86-64-v3 (AVX2, FMA, F16C): 256-bit paths, vpmaddubsw + vpmaddwd
-//   neither         the portable scalar code, which computes the same arithmetic
+//   SARATHI_NEON    ARM64 (NEON is in every ARMv8-A core; sdot where the build has dotprod)
+//   none            the portable scalar code, which computes the same arithmetic
 #pragma once
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
@@ -10,10 +11,15 @@
 #define SARATHI_AVX512 1
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define SARATHI_AVX2 1
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SARATHI_NEON 1
 #endif
 
 #if defined(SARATHI_AVX512) || defined(SARATHI_AVX2)
 #include <immintrin.h>
+#endif
+#if defined(SARATHI_NEON)
+#include <arm_neon.h>
 #endif
 
 // The level's name, as `cpu_isa.py` calls it.
@@ -22,6 +28,10 @@ inline const char* isa_level_name() {
   return "avx512";
 #elif defined(SARATHI_AVX2)
   return "avx2";
+#elif defined(SARATHI_NEON) && defined(__ARM_FEATURE_DOTPROD)
+  return "neon-dotprod";
+#elif defined(SARATHI_NEON)
+  return "neon";
 #else
   return "portable";
 #endif

@@ -70,7 +70,7 @@ class DecodeStack {
   };
   // Output tiles of `linear` for participant `index` of `parties`: act [rows, k] -> out [rows, N].
   static void apply(const PackedLinear& linear, const shares::QuantizedRows& act, int64_t rows, int64_t k,
-                    c10::BFloat16* out, int index, int parties);
+                    shares::bf16* out, int index, int parties);
 
   std::vector<Layer> layers_;
   int64_t num_heads_, num_kv_heads_, head_dim_;

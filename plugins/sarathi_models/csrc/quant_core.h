@@ -12,9 +12,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__ARM_NEON)
-#include <arm_neon.h>
-#endif
 
 namespace quant {
 
@@ -220,7 +217,7 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
     }
     for (int r = 0; r < Rows; ++r) _mm256_storeu_ps(y + r * kTile + half * 8, acc[r]);
   }
-#elif defined(__ARM_NEON)
+#elif defined(SARATHI_NEON)
   // A quarter of a tile (4 outputs, 16 bytes of each 64-byte chunk) at a time. With dotprod, `sdot`
   // sums 4 signed byte products per lane (the 4-bit codes fit int8); without, `smull` + pairwise adds.
   // 8-bit codes run as signed q = c - 128, with 128 x the group's activation sum added back, as AVX2.

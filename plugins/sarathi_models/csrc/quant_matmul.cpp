@@ -49,9 +49,9 @@ template <typename T, typename U, int Bits>
 void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
   const int64_t m = x.size(0), k = x.size(1), n = out.size(1);
   QuantizedRows act = shares::quantized_rows(m, k);
-  quantize_range(x.data_ptr<T>(), k, act, 0, m);
+  quantize_range(static_cast<const T*>(x.data_ptr()), k, act, 0, m);
   at::parallel_for(0, codes.size(0), 1, [&](int64_t begin, int64_t end) {
-    matmul_tiles<U, Bits>(act, m, k, codes.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>()), n, out.data_ptr<U>(),
+    matmul_tiles<U, Bits>(act, m, k, codes.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>()), n, static_cast<U*>(out.data_ptr()),
                           begin, end);
   });
 }
@@ -86,7 +86,7 @@ at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty({x.size(0), n}, float_out ? x.options().dtype(at::kFloat) : x.options());
   if (x.scalar_type() == at::kFloat) quant_matmul_of<float>(xc, codes, scales, out);
-  else quant_matmul_of<at::BFloat16>(xc, codes, scales, out);
+  else quant_matmul_of<kern::bf16>(xc, codes, scales, out);
   return out;
 }
 

@@ -12,26 +12,24 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+
+#include "balance.h"
+#include "bf16.h"
+#include "decode_attention.h"
 #include "quant_core.h"
-#include <c10/util/BFloat16.h>
 
 #include <cstdint>
 #include <vector>
 
 namespace shares {
 
-using bf16 = c10::BFloat16;
+using kern::bf16;
+using kern::Range;
+using kern::slice;
+using kern::balanced_bounds;
 
-// The first and one-past-last of `count` items that participant `index` of `parts` takes: even slices.
-struct Range {
-  int64_t begin, end;
-};
-Range slice(int64_t count, int64_t index, int64_t parts);
-
-// parts + 1 bounds that cut items of the given costs into `parts` runs of about equal total cost, in
-// order (a thread's share of tasks that differ in size: decodes of different contexts, query tiles
-// late or early in a chunk).
-std::vector<int64_t> balanced_bounds(const std::vector<int64_t>& cost, int64_t parts);
+// A bf16 tensor's data as the cores' bf16.
+inline bf16* bf16_data(const at::Tensor& t) { return static_cast<bf16*>(t.data_ptr()); }
 
 // Rows [begin, end) of RMSNorm: x [T, H] by weight [H] -> out [T, H].
 void rms_norm(const bf16* x, const bf16* weight, double eps, int64_t hidden, bf16* out, Range rows);
@@ -56,35 +54,15 @@ void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Ten
                   const at::Tensor& scales, int64_t n, bf16* out, Range tiles);
 int64_t quant_tiles(int64_t n);
 
-// One layer's decode attention over the paged cache: decode i's query heads start at q + i * q_stride
-// ([Hq, D] contiguous), its output at out + i * out_stride; caches [num_blocks, block_size, Hkv, D].
-// Split into tasks of one decode and `heads_per_task` of its KV heads.
-template <typename T>
-struct PagedDecodes {
-  const T* q;
-  int64_t q_stride;
-  T* out;
-  int64_t out_stride;
-  const T* k_cache;
-  const T* v_cache;
-  int64_t block_size, block_stride, row_stride, head_stride;
-  const int64_t* tables;
-  int64_t max_blocks;
-  const int64_t* lengths;
-  int64_t decodes, hq, hkv, dim;
-  float scale;
-  int64_t window, heads_per_task;
-
-  int64_t tasks() const { return decodes * (hkv / heads_per_task); }
-};
+// One layer's decode attention over the paged cache (decode_attention.h).
+using PagedDecodes = kern::PagedDecodes<bf16>;
 // The layer's attention, q and out as above; heads per task chosen for `threads` threads.
-PagedDecodes<bf16> paged_decodes(const bf16* q, int64_t q_stride, bf16* out, int64_t out_stride,
-                                 const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& tables,
-                                 const at::Tensor& lengths, int64_t hq, double scale, int64_t window,
-                                 int64_t threads);
+PagedDecodes paged_decodes(const bf16* q, int64_t q_stride, bf16* out, int64_t out_stride, const at::Tensor& k_cache,
+                           const at::Tensor& v_cache, const at::Tensor& tables, const at::Tensor& lengths, int64_t hq,
+                           double scale, int64_t window, int64_t threads);
 // parts + 1 task bounds: shares of about equal context rows.
-std::vector<int64_t> attention_shares(const PagedDecodes<bf16>& layer, int64_t parts);
+std::vector<int64_t> attention_shares(const PagedDecodes& layer, int64_t parts);
 // Tasks [begin, end).
-void decode_attention(const PagedDecodes<bf16>& layer, Range tasks);
+void decode_attention(const PagedDecodes& layer, Range tasks);
 
 }  // namespace shares

@@ -1,6 +1,7 @@
 """`python -m sarathi_sdk.bench.cpu --isa`: the CPU fast path per ISA level, beside llama.cpp built for each.
 
-For each level asked for (default: avx512, avx2 and the torch path, `SARATHI_CPU_KERNELS=0`), a
+For each level asked for (default: avx512, avx2 and the torch path, `SARATHI_CPU_KERNELS=0`, on x86;
+neon-dotprod, neon and the torch path on ARM64), a
 worker process of its own (`isa_worker`, `isa_child`: the kernel module is one per process) with
 an engine on that level's build. One run, repeats alternating between the levels (each repeat starts
 with another one), medians and paired ratios reported (`isa_report`):
@@ -25,6 +26,7 @@ import importlib.util
 import itertools
 import json
 import os
+import platform
 import statistics
 import sys
 from typing import Any
@@ -38,8 +40,11 @@ from .isa_worker import TORCH, LevelWorker, paused
 from .llamacpp import llamacpp_rates
 from .machine import describe
 
-LEVELS = ("avx512", "avx2", TORCH)
-ALIASES = {"x86-64-v4": "avx512", "x86-64-v3": "avx2", "x86-64-v2": "portable"}
+KNOWN = ("avx512", "avx2", "neon-dotprod", "neon", "portable", TORCH)
+LEVELS = ("neon-dotprod", "neon", TORCH) if platform.machine() in ("aarch64", "arm64") else ("avx512", "avx2", TORCH)
+"""The levels measured by default: this architecture's fast ones and the torch path."""
+ALIASES = {"x86-64-v4": "avx512", "x86-64-v3": "avx2", "x86-64-v2": "portable", "armv8.2-a+dotprod": "neon-dotprod",
+           "armv8-a": "neon"}
 """The -march names `SARATHI_CPU_ARCH` also takes, onto the level names the backend reports."""
 LLAMACPP_THREADS = 2
 
@@ -47,8 +52,8 @@ LLAMACPP_THREADS = 2
 def add_options(parser: argparse.ArgumentParser) -> None:
     """`bench.cpu`'s options for `--isa` (`--model`, `--repeats` and `--json` are shared)."""
     parser.add_argument("--levels", default=",".join(LEVELS),
-                        help="with --isa: comma-separated ISA levels (avx512, avx2, portable or their x86-64-vN "
-                             "names) and torch (the kernels off); default %(default)s")
+                        help="with --isa: comma-separated ISA levels (avx512, avx2, neon-dotprod, neon, portable or "
+                             "their -march names) and torch (the kernels off); default %(default)s")
     parser.add_argument("--llamacpp-python", action="append", default=[], metavar="LEVEL=PYTHON",
                         help="with --isa: the interpreter whose llama-cpp-python is built for LEVEL (repeatable)")
 
@@ -137,9 +142,9 @@ def _summary(gguf: str, levels: list[str], pythons: dict[str, str], repeats: int
 
 def main(args: argparse.Namespace) -> int:
     levels = list(dict.fromkeys(level_name(name) for name in args.levels.split(",") if name.strip()))
-    unknown = [level for level in levels if level not in (*LEVELS, "portable")]
+    unknown = [level for level in levels if level not in KNOWN]
     if not levels or unknown or args.repeats < 1:
-        raise SystemExit(f"--levels takes avx512, avx2, portable (or x86-64-v4/v3/v2) and torch, got {args.levels!r}; "
+        raise SystemExit(f"--levels takes {', '.join(KNOWN)} (or their -march names), got {args.levels!r}; "
                          "--repeats at least 1")
     summary = run(args.model, levels, llamacpp_pythons(levels, args.llamacpp_python), args.repeats)
     if args.json:
