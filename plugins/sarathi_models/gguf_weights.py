@@ -83,33 +83,23 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
 
 
 def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
-    """The Q4_0 / Q4_1 / Q8_0 tensors of the file kept as stored, for the quantized kernels (`quant`).
+    """The tensors of a type the quantized kernels take (`gguf_blocks.FAST_TYPES`), read from their blocks.
 
-    Per HF weight name `W` of a 4-bit tensor: `W.q4` uint8 [N, K/2] (the 0..15 values of columns 2j
-    and 2j+1 in the low and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16 [N, K/32], so
-    that the weight is `scale * q + min` per group of 32 columns (Q4_0 has no min of its own: it is
-    `-8 * scale`, exact in fp16). Of a Q8_0 tensor: `W.q8` int8 [N, K] and `W.q8_scale` fp16
-    [N, K/32], the weight being `scale * q`. Rows of Q and K are un-permuted like the dequantized
-    weights.
+    Per HF weight name `W`: of a 4-bit tensor (Q4_0, Q4_1, Q4_K), `W.q4` uint8 [N, K/2] (the codes of
+    columns 2j and 2j+1 in the low and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16
+    [N, K/32], the weight being `scale * q + min` per group of 32 columns; of one on the 8-bit path
+    (Q5_0, Q5_1, Q5_K, Q8_0), `W.u8` uint8 [N, K] codes with `W.u8_scale` and `W.u8_min` the same way.
+    Rows of Q and K are un-permuted like the dequantized weights.
     """
-    import gguf
+    from .gguf_blocks import FAST_TYPES, fast_blocks
 
-    kinds = {
-        gguf.GGMLQuantizationType.Q4_0: "q4_0",
-        gguf.GGMLQuantizationType.Q4_1: "q4_1",
-        gguf.GGMLQuantizationType.Q8_0: "q8_0",
-    }
     for tensor in file.tensors:
-        kind_of_blocks = kinds.get(tensor.tensor_type)
-        if kind_of_blocks is None:
+        if tensor.tensor_type not in FAST_TYPES:
             continue
         name, kind = hf_name(tensor.name)
-        raw = np.asarray(tensor.data)
-        if kind_of_blocks == "q8_0":
-            arrays = dict(zip(("q8", "q8_scale"), split_q8_0_blocks(raw)))
-        else:
-            q, scale, minimum = split_q4_blocks(raw, has_min=kind_of_blocks == "q4_1")
-            arrays = {"q4": q, "q4_scale": scale, "q4_min": minimum}
+        blocks = fast_blocks(np.asarray(tensor.data), tensor.tensor_type)
+        prefix = "q4" if blocks.bits == 4 else "u8"
+        arrays = {prefix: blocks.codes, f"{prefix}_scale": blocks.scale, f"{prefix}_min": blocks.minimum}
         if kind in ("attn_q", "attn_k"):
             heads = num_heads if kind == "attn_q" else num_kv_heads
             arrays = {key: unpermute_rope_rows(a, heads) for key, a in arrays.items()}
@@ -118,31 +108,3 @@ def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> I
             arrays["q4"] = q[:, 0::2] | (q[:, 1::2] << 4)
         for key, array in arrays.items():
             yield f"{name}.{key}", np.ascontiguousarray(array)
-
-
-def split_q4_blocks(raw: np.ndarray, has_min: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GGML Q4 blocks [N, bytes per row] -> q uint8 [N, K], scale and min fp16 [N, K/32].
-
-    A block of 32 weights is d (fp16), for Q4_1 then m (fp16), then 16 bytes whose low nibbles are
-    weights 0..15 and high nibbles weights 16..31.
-    """
-    header = 4 if has_min else 2
-    rows = raw.shape[0]
-    blocks = raw.reshape(rows, -1, header + 16)  # [N, G, block bytes]
-    scale = blocks[..., 0:2].copy().view(np.float16)[..., 0]  # [N, G]
-    minimum = blocks[..., 2:4].copy().view(np.float16)[..., 0] if has_min else -8 * scale  # [N, G]
-    nibbles = blocks[..., header:]  # [N, G, 16]
-    q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1)  # [N, G, 32]
-    return q.reshape(rows, -1), scale, minimum.astype(np.float16)
-
-
-def split_q8_0_blocks(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GGML Q8_0 blocks [N, bytes per row] -> q int8 [N, K], scale fp16 [N, K/32].
-
-    A block of 32 weights is d (fp16) then 32 signed bytes.
-    """
-    rows = raw.shape[0]
-    blocks = raw.reshape(rows, -1, 34)  # [N, G, 34]
-    scale = blocks[..., 0:2].copy().view(np.float16)[..., 0]  # [N, G]
-    q = blocks[..., 2:].copy().view(np.int8)  # [N, G, 32]
-    return q.reshape(rows, -1), scale

@@ -127,13 +127,6 @@ def pack_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> In
     return torch_int4(q, scale, minimum)
 
 
-def pack_q8_0(q: torch.Tensor, scale: torch.Tensor, fused: object) -> PackedWeight:
-    """GGUF Q8_0's `scale * q` (q [N, K] int8, scale [N, K / 32]) as codes q + 128 with minimum -128 scale."""
-    _check_groups(q.shape[1])
-    codes = (q.to(torch.int16) + 128).to(torch.uint8)  # [N, K]
-    return pack_codes(codes, scale, -128 * scale.to(torch.float16), bits=8, fused=fused)
-
-
 def torch_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> Int4Weight:
     """torch's form of `scale * q + minimum`: `(q - 8) * scale + zero` with zero = minimum + 8 scale."""
     scale32 = scale.float()  # [N, G]

@@ -1,9 +1,10 @@
 """Give a loaded model's linear layers the weight forms the CPU kernels read: quantized, as
 `EngineConfig.quantization` asks (`quantize_model`), and packed for oneDNN (`prepack_model`).
 
-- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q8_0 (the converted folder's
-  `quantized.safetensors`) get a quantized kernel, exactly as stored (the embedding's Q8_0 form serves
-  the tied LM head; Q8_0 needs the CPU kernels); every other weight stays as loaded.
+- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K (the
+  converted folder's `quantized.safetensors`, see `gguf_blocks`) get a quantized kernel, as stored (the
+  embedding's form serves the tied LM head; the 8-bit path, which Q8_0 and the 5-bit types take,
+  needs the CPU kernels); every other weight stays as loaded.
 - "int4" / "int8": as "auto", and every other linear weight (the tied LM head included) is quantized
   round-to-nearest: int4 in groups of 32, int8 per output channel.
 - "none": nothing is quantized.
@@ -34,7 +35,7 @@ from .gguf_weights import QUANTIZED_FILE
 from .layers import Linear, MergedLinear
 from .prepack import can_prepack
 from .protocols import CausalLM
-from .quant import QuantizedWeight, pack_int4, pack_q8_0, quantize_int4, quantize_int8
+from .quant import QuantizedWeight, pack_codes, pack_int4, quantize_int4, quantize_int8
 
 TIED_HEAD = "model.embed_tokens"
 """The embedding's module name: with tied embeddings its stored form is the LM head's."""
@@ -95,7 +96,7 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
         modules: dict[str, dict[str | None, tuple[str, str]]] = {}
         for key in handle.keys():
             name, _, kind = key.rpartition(".")
-            if kind in ("q4", "q8"):
+            if kind in ("q4", "u8"):
                 module, shard = _module_of(name, model.packed_modules)
                 modules.setdefault(module, {})[shard] = (kind, name)
         found: dict[str, QuantizedWeight] = {}
@@ -111,9 +112,9 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
                 q = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)  # [N, K]
                 scale, minimum = _stacked(handle, names, ".q4_scale"), _stacked(handle, names, ".q4_min")
                 found[module_name] = pack_int4(q, scale, minimum)
-            elif fused is not None:
-                q, scale = _stacked(handle, names, ".q8"), _stacked(handle, names, ".q8_scale")
-                found[module_name] = pack_q8_0(q, scale, fused)
+            elif fused is not None:  # u8: the 8-bit path (Q8_0, and the 5-bit codes of Q5_0, Q5_1, Q5_K)
+                codes, scale = _stacked(handle, names, ".u8"), _stacked(handle, names, ".u8_scale")
+                found[module_name] = pack_codes(codes, scale, _stacked(handle, names, ".u8_min"), bits=8, fused=fused)
     return found
 
 

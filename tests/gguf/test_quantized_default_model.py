@@ -31,14 +31,16 @@ def test_the_quantized_form_is_the_files_own_bytes(smollm2_folder):
         q = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4")  # [N, K/2] packed nibbles
         scale = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4_scale")  # [N, K/32]
         minimum = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4_min")
-        embed_q = handle.get_tensor("model.embed_tokens.weight.q8")  # [V, H] int8
-        embed_scale = handle.get_tensor("model.embed_tokens.weight.q8_scale")
+        embed_codes = handle.get_tensor("model.embed_tokens.weight.u8")  # [V, H] uint8: q + 128
+        embed_scale = handle.get_tensor("model.embed_tokens.weight.u8_scale")
+        embed_min = handle.get_tensor("model.embed_tokens.weight.u8_min")
     values = torch.stack((q & 0x0F, q >> 4), dim=-1).flatten(1).float()  # [N, K]
     ours = (values.view(q.shape[0], -1, 32) * scale.float()[..., None] + minimum.float()[..., None]).flatten(1)
     down = stored["blk.3.ffn_down.weight"]
     np.testing.assert_array_equal(ours.numpy(), gguf.quants.dequantize(down.data, down.tensor_type))
     embed = stored["token_embd.weight"]
-    ours_embed = (embed_q.float().view(embed_q.shape[0], -1, 32) * embed_scale.float()[..., None]).flatten(1)
+    groups = embed_codes.float().view(embed_codes.shape[0], -1, 32)  # [V, H/32, 32]
+    ours_embed = (groups * embed_scale.float()[..., None] + embed_min.float()[..., None]).flatten(1)
     np.testing.assert_array_equal(ours_embed.numpy(), gguf.quants.dequantize(embed.data, embed.tensor_type))
 
 

@@ -17,6 +17,8 @@ import sentencepiece
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tests.gguf.kquants import quantize_k
+
 LAYER_NAMES = {
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
@@ -31,10 +33,11 @@ LAYER_NAMES = {
 CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
 
 
-def random_llama(vocab_size: int, tie: bool = False) -> LlamaForCausalLM:
+def random_llama(vocab_size: int, tie: bool = False, hidden_size: int = 64, intermediate_size: int = 96) -> LlamaForCausalLM:
+    """Two layers, 4 query and 2 KV heads. K-quant files need the input sizes to be multiples of 256."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
         rope_theta=50000.0, tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
     )
@@ -72,10 +75,13 @@ def write_llama_gguf(
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
     _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
     writer.add_chat_template(CHAT_TEMPLATE)
-    for name, array in _gguf_tensors(model):
+    for name, array in gguf_tensors(model):
         qtype = (quant or {}).get(name, gguf.GGMLQuantizationType.F32)
         if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, array)
+        elif qtype in (gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q5_K):
+            bits = 4 if qtype == gguf.GGMLQuantizationType.Q4_K else 5
+            writer.add_tensor(name, quantize_k(array, bits), raw_dtype=qtype)
         else:
             writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
     writer.write_header_to_file()
@@ -84,7 +90,8 @@ def write_llama_gguf(
     writer.close()
 
 
-def _gguf_tensors(model: LlamaForCausalLM):
+def gguf_tensors(model: LlamaForCausalLM):
+    """(GGUF name, fp32 array as llama.cpp stores it) of every tensor of `model`."""
     config = model.config
     for name, tensor in model.state_dict().items():
         array = tensor.float().numpy()

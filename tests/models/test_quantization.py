@@ -10,29 +10,13 @@ import pytest
 import torch
 
 from sarathi_models.cpu_ops import kernels
-from sarathi_models.gguf_weights import split_q4_blocks, split_q8_0_blocks
-from sarathi_models.quant import PackedWeight, pack_int4, pack_q8_0, quantize_int4, quantize_int8, torch_int4
+from sarathi_models.gguf_blocks import fast_blocks, split_q4_blocks
+from sarathi_models.quant import PackedWeight, pack_codes, quantize_int4, quantize_int8, torch_int4
 from sarathi_sdk import ConfigError, EngineConfig
 from tests.models.helpers import make_backend
 
 Q = gguf.GGMLQuantizationType
 WEIGHT = np.random.default_rng(0).standard_normal((48, 128)).astype(np.float32) * 0.2  # [N, K]
-
-
-@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1])
-def test_q4_blocks_split_into_scale_q_min_reproduce_dequantize_exactly(qtype):
-    raw = gguf.quants.quantize(WEIGHT, qtype)  # [N, bytes per row]
-    q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
-    groups = q.reshape(48, -1, 32).astype(np.float32)  # [N, G, 32]
-    ours = (scale.astype(np.float32)[..., None] * groups + minimum.astype(np.float32)[..., None]).reshape(48, 128)
-    np.testing.assert_array_equal(ours, gguf.quants.dequantize(raw, qtype))
-
-
-def test_q8_0_blocks_split_into_scale_and_q_reproduce_dequantize_exactly():
-    raw = gguf.quants.quantize(WEIGHT, Q.Q8_0)
-    q, scale = split_q8_0_blocks(raw)
-    ours = (scale.astype(np.float32)[..., None] * q.reshape(48, -1, 32).astype(np.float32)).reshape(48, 128)
-    np.testing.assert_array_equal(ours, gguf.quants.dequantize(raw, Q.Q8_0))
 
 
 needs_kernels = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
@@ -58,16 +42,13 @@ def test_torch_int4_kernel_reproduces_gguf_weights_within_bf16_scale_rounding(qt
 
 
 @needs_kernels
-@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q8_0])
+@pytest.mark.parametrize("qtype", [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0], ids=lambda q: q.name)
 def test_packed_kernel_reproduces_gguf_weights_up_to_the_bf16_output(qtype):
     """fp16 scales kept as stored, codes exact: only the bf16 output rounds (by 2^-8 of the weight)."""
     raw = gguf.quants.quantize(WEIGHT, qtype)
-    if qtype == Q.Q8_0:
-        q8, scale = split_q8_0_blocks(raw)
-        packed = pack_q8_0(torch.from_numpy(q8.copy()), torch.from_numpy(scale), kernels())
-    else:
-        q, scale, minimum = split_q4_blocks(raw, has_min=qtype == Q.Q4_1)
-        packed = pack_int4(torch.from_numpy(q.astype(np.int32)), torch.from_numpy(scale), torch.from_numpy(minimum))
+    blocks = fast_blocks(raw, qtype)
+    packed = pack_codes(torch.from_numpy(blocks.codes), torch.from_numpy(blocks.scale),
+                        torch.from_numpy(blocks.minimum), bits=blocks.bits, fused=kernels())
     assert isinstance(packed, PackedWeight)
     got = packed.matmul(EYE).float().T  # [N, K]
     want = torch.from_numpy(gguf.quants.dequantize(raw, qtype))  # [N, K]

@@ -1,0 +1,70 @@
+"""GGUF files of the types `gguf_blocks` reads (Q5_0, Q5_1, Q4_K, Q5_K beside Q4_0, Q4_1, Q8_0): every
+linear layer runs on the quantized kernels, and the greedy tokens are the dequantized fp32 model's
+choice, or within a near-tie of it, at every step."""
+
+from __future__ import annotations
+
+import gguf
+import pytest
+import sentencepiece
+import torch
+from transformers import AutoModelForCausalLM
+
+from sarathi_models.cpu_ops import kernels
+from sarathi_models.gguf import convert_gguf
+from tests.gguf.tiny_gguf import gguf_tensors, random_llama, write_llama_gguf
+from tests.models.helpers import make_backend
+
+Q = gguf.GGMLQuantizationType
+TYPES = [Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q5_K]
+needs_kernels = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
+PROMPT = "def main():\n    return 0"
+NEAR_TIE = 0.05
+"""How far below the fp32 model's best logit our greedy token's own fp32 logit may be, as a share of
+the spread of that step's top logits: int8 activations and bf16 move logits by about that much."""
+
+
+@pytest.fixture(scope="module")
+def files(sp_model, tmp_path_factory):
+    """qtype -> (converted folder, the fp32 reference on the file's dequantized weights)."""
+    vocab = sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).get_piece_size()
+    model = random_llama(vocab, hidden_size=256, intermediate_size=512)  # head_dim 64, K-quant sized
+    out = {}
+    for qtype in TYPES:
+        folder = tmp_path_factory.mktemp(qtype.name)
+        quant = {name: qtype for name, array in gguf_tensors(model) if array.ndim == 2}
+        write_llama_gguf(folder / "model.gguf", model, sp_model, quant=quant)
+        converted = convert_gguf(folder / "model.gguf", folder / "converted")
+        out[qtype] = converted, AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32).eval()
+    return out
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", TYPES, ids=[t.name for t in TYPES])
+def test_every_linear_layer_takes_the_quantized_kernels(files, qtype):
+    folder, _ = files[qtype]
+    backend = make_backend(folder, dtype="bfloat16")
+    layers = [m for m in backend.model.modules() if hasattr(m, "quantized")]
+    assert len(layers) == 9  # 2 x (qkv, o, gate_up, down) and the untied LM head
+    assert all(type(m.quantized).__name__ == "PackedWeight" for m in layers)
+    assert backend.num_quantized_layers == 9
+
+
+@needs_kernels
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("qtype", TYPES, ids=[t.name for t in TYPES])
+async def test_greedy_tokens_are_the_fp32_models_choice_or_a_near_tie(files, qtype):
+    from sarathi_sdk import Engine, SamplingParams
+
+    folder, reference = files[qtype]
+    params = SamplingParams(max_tokens=16, temperature=0, ignore_eos=True)
+    async with Engine(str(folder), dtype="bfloat16", max_num_seqs=4) as engine:
+        prompt = engine.tokenizer.encode(PROMPT)
+        out = await engine.complete(prompt, params)
+    ids = torch.tensor([prompt + list(out.token_ids)])
+    with torch.no_grad():
+        logits = reference(ids).logits[0, len(prompt) - 1:-1]  # [16, V]: the reference's view of each step
+    top = logits.topk(10, dim=-1).values  # [16, 10]
+    ours = logits.gather(1, torch.tensor(out.token_ids)[:, None])[:, 0]  # [16]
+    gap = (top[:, 0] - ours) / (top[:, 0] - top[:, -1])
+    assert (gap <= NEAR_TIE).all(), gap.tolist()
