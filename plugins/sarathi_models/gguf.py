@@ -3,7 +3,7 @@
 The folder is what every other part of sarathi-sdk (and transformers) reads: config.json,
 generation_config.json, model.safetensors (dequantized, fp32: see `gguf_config.STORED_DTYPE`),
 tokenizer.json and tokenizer_config.json (with the chat template), and `quantized.safetensors` with
-the file's tensors of the types the quantized kernels take (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K)
+the file's tensors of the types the quantized kernels take (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)
 read from their blocks (see `gguf_weights.quantized_state_dict`), which the loader gives to the
 quantized kernels (`quant`). transformers ignores that extra file. Converting once and loading the
 folder afterwards keeps GGUF knowledge in these gguf_* modules only: the model loader and the

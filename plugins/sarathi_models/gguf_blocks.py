@@ -9,11 +9,14 @@ weight being `scale * code + minimum`.
 - Q4_K, Q5_K: super-blocks of 256 weights, 8 sub-blocks of 32 with 6-bit scales sc and minimums m
   packed in 12 bytes under fp16 super-scales d and dmin; the weight is d sc q - dmin m. The
   sub-block is the kernels' group, with scale d sc and minimum -dmin m rounded to fp16: a relative
-  error of at most 2^-11 in each (the codes' own step is 1/15 or 1/31 of the range), the one place
-  where the kernels' weight differs from the file's.
+  error of at most 2^-11 in each (the codes' own step is 1/15 or 1/31 of the range).
+- Q6_K: super-blocks of 256 weights, 16 sub-blocks of 16 with int8 scales sc under an fp16 d; the
+  weight is d sc (q - 32), q 6 bits. Codes q on the 8-bit path with a scale d sc (rounded to fp16,
+  as above) and minimum -32 d sc per half group: `scale` and `minimum` are [N, K / 16].
 
-Every other type (Q6_K's 16-weight sub-blocks, Q2_K, Q3_K, the IQ types, floats) is not here:
-`FAST_TYPES` says which are. Imports gguf and numpy.
+The K-quants' fp16 rounding of d x sc is the one place where the kernels' weight differs from the
+file's. Every other type (Q2_K, Q3_K, the IQ types, floats) is not here: `FAST_TYPES` says which are.
+Imports gguf and numpy.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import gguf
 import numpy as np
 
 Q = gguf.GGMLQuantizationType
-FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K})
+FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +39,9 @@ class FastBlocks:
     bits: int
     """4 (the kernels' 4-bit path) or 8."""
     scale: np.ndarray
-    """[N, K / 32] fp16."""
+    """[N, K / 32] fp16, or [N, K / 16] (a scale per half group: Q6_K)."""
     minimum: np.ndarray
-    """[N, K / 32] fp16."""
+    """As `scale`."""
 
 
 def fast_blocks(raw: np.ndarray, qtype: Q) -> FastBlocks:
@@ -54,6 +57,8 @@ def fast_blocks(raw: np.ndarray, qtype: Q) -> FastBlocks:
         return FastBlocks(codes, 8, scale, (-128 * scale.astype(np.float32)).astype(np.float16))
     if qtype in (Q.Q4_K, Q.Q5_K):
         return _k_blocks(raw, fifth_bit=qtype == Q.Q5_K)
+    if qtype == Q.Q6_K:
+        return _q6_k_blocks(raw)
     raise ValueError(f"{qtype.name} blocks have no fast path; types that do: {sorted(t.name for t in FAST_TYPES)}")
 
 
@@ -122,6 +127,26 @@ def _k_blocks(raw: np.ndarray, fifth_bit: bool) -> FastBlocks:
     minimum = (-(dmin * m)).astype(np.float16)  # [N, S, 8]
     return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 8 if fifth_bit else 4, scale.reshape(rows, -1),
                       minimum.reshape(rows, -1))
+
+
+def _q6_k_blocks(raw: np.ndarray) -> FastBlocks:
+    """Q6_K: per 256 weights, ql (128 bytes), qh (64), 16 int8 scales, d (fp16): 210 bytes. Each half
+    n of the super-block (128 weights) takes 64 bytes of ql and 32 of qh: weight 128 n + 32 i + l (i in
+    0..3, l in 0..31) has the low nibble of ql[64 n + 32 (i % 2) + l] (high nibble for i >= 2) and
+    bits 2 i, 2 i + 1 of qh[32 n + l] on top; its sub-block is (128 n + 32 i + l) / 16."""
+    rows = raw.shape[0]
+    blocks = raw.reshape(rows, -1, 210)  # [N, S, 210]
+    supers = blocks.shape[1]
+    ql = blocks[..., 0:128].reshape(rows, supers, 2, 2, 32)  # [N, S, n, i % 2, l]
+    qh = blocks[..., 128:192].reshape(rows, supers, 2, 1, 32)  # [N, S, n, 1, l]
+    low = np.concatenate((ql & 0x0F, ql >> 4), axis=3)  # [N, S, n, i, l]
+    shift = (2 * np.arange(4, dtype=np.uint8)).reshape(4, 1)  # bits 2 i, 2 i + 1
+    q = low | (((qh >> shift) & 3) << 4)  # [N, S, n, i, l]
+    sc = blocks[..., 192:208].copy().view(np.int8).astype(np.float32)  # [N, S, 16]
+    d = blocks[..., 208:210].copy().view(np.float16).astype(np.float32)  # [N, S, 1]
+    scale = (d * sc).astype(np.float16)  # [N, S, 16]
+    minimum = (-32 * scale.astype(np.float32)).astype(np.float16)
+    return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 8, scale.reshape(rows, -1), minimum.reshape(rows, -1))
 
 
 def _unpack_scales(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -88,7 +88,8 @@ def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> I
     Per HF weight name `W`: of a 4-bit tensor (Q4_0, Q4_1, Q4_K), `W.q4` uint8 [N, K/2] (the codes of
     columns 2j and 2j+1 in the low and high nibble of byte j), `W.q4_scale` and `W.q4_min` fp16
     [N, K/32], the weight being `scale * q + min` per group of 32 columns; of one on the 8-bit path
-    (Q5_0, Q5_1, Q5_K, Q8_0), `W.u8` uint8 [N, K] codes with `W.u8_scale` and `W.u8_min` the same way.
+    (Q5_0, Q5_1, Q5_K, Q6_K, Q8_0), `W.u8` uint8 [N, K] codes with `W.u8_scale` and `W.u8_min` the same
+    way (for Q6_K [N, K/16]: per half group).
     Rows of Q and K are un-permuted like the dequantized weights.
     """
     from .gguf_blocks import FAST_TYPES, fast_blocks

@@ -99,7 +99,8 @@ class PackedWeight:
     codes: torch.Tensor
     """[ceil(N / 16), K / 32, bits, 64] uint8, see `pack_codes`."""
     scales: torch.Tensor
-    """[ceil(N / 16), K / 32, 2, 16] fp16: per tile and group, the 16 rows' scales, then minimums."""
+    """[ceil(N / 16), K / 32, 2, 16] fp16: per tile and group, the 16 rows' scales, then minimums; or
+    [.., 4, 16] with a scale and minimum per half group (8-bit codes only, see `pack_codes`)."""
     out_features: int
     kernels: object
 
@@ -139,6 +140,7 @@ def torch_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> I
 def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, bits: int, fused: object) -> PackedWeight:
     """codes [N, K] (unsigned, < 2^bits), scale and minimum [N, K / 32] in `quant_matmul`'s layout:
     output rows in tiles of 16 (the last one padded with zero codes and scales), scales in fp16.
+    With 8-bit codes, scale and minimum may be [N, K / 16] instead, one per half group (GGUF Q6_K).
 
     4-bit: chunk s (0..3) of a tile's group holds inputs 4s..4s+3 of each row in its low nibbles and
     4(s+4)..4(s+4)+3 in its high ones; 8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
@@ -156,7 +158,11 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
         padded_values = torch.nn.functional.pad(values.to(torch.float16), (0, 0, 0, pad))  # [T * 16, G]
         return padded_values.view(tiles, TILE, groups).transpose(1, 2)
 
-    scales = torch.stack((per_tile(scale), per_tile(minimum)), dim=2).contiguous()  # [T, G, 2, 16]
+    if scale.shape[1] == 2 * groups and bits == 8:  # per half group: d, m of inputs 0-15, then of 16-31
+        halves = [per_tile(values[:, half::2]) for half in (0, 1) for values in (scale, minimum)]
+        scales = torch.stack(halves, dim=2).contiguous()  # [T, G, 4, 16]
+    else:
+        scales = torch.stack((per_tile(scale), per_tile(minimum)), dim=2).contiguous()  # [T, G, 2, 16]
     return PackedWeight(codes=tiled.contiguous(), scales=scales, out_features=n, kernels=fused)
 
 

@@ -1,10 +1,10 @@
 """Give a loaded model's linear layers the weight forms the CPU kernels read: quantized, as
 `EngineConfig.quantization` asks (`quantize_model`), and packed for oneDNN (`prepack_model`).
 
-- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K (the
-  converted folder's `quantized.safetensors`, see `gguf_blocks`) get a quantized kernel, as stored (the
-  embedding's form serves the tied LM head; the 8-bit path, which Q8_0 and the 5-bit types take,
-  needs the CPU kernels); every other weight stays as loaded.
+- "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
+  (the converted folder's `quantized.safetensors`, see `gguf_blocks`) get a quantized kernel, as
+  stored (the embedding's form serves the tied LM head; the 8-bit path, which all but the 4-bit types
+  take, needs the CPU kernels); every other weight stays as loaded.
 - "int4" / "int8": as "auto", and every other linear weight (the tied LM head included) is quantized
   round-to-nearest: int4 in groups of 32, int8 per output channel.
 - "none": nothing is quantized.
@@ -84,8 +84,12 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
 
 
 def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
-    """Module name -> its quantized weight as the checkpoint stored it, for every module whose
-    tensors (all parts of a fused one, in one format) the folder's `quantized.safetensors` holds."""
+    """Module name -> its quantized weight as the checkpoint stored it, for every module all of whose
+    parts (of a fused one) the folder's `quantized.safetensors` holds.
+
+    Parts all 4-bit take the 4-bit kernel; parts of mixed forms (a GGUF Q4_K_M file stores Q, K and V
+    of one layer as Q4_K, Q4_K and Q6_K) take the 8-bit path together: a 4-bit code is an 8-bit one, and
+    a scale and minimum per group are one per half group twice over, so every part keeps its weight."""
     path = model_dir / QUANTIZED_FILE
     if not path.is_file():
         return {}
@@ -103,24 +107,29 @@ def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
         for module_name, parts in modules.items():
             module = model.get_submodule(module_name)  # type: ignore[attr-defined]
             order = list(module.shard_offsets) if isinstance(module, MergedLinear) else [None]
-            kinds = {kind for kind, _ in parts.values()}
-            if set(parts) != set(order) or len(kinds) != 1:
+            if set(parts) != set(order):
                 continue  # a part stored in another format: the module keeps its bf16 weight
-            names = [parts[shard][1] for shard in order]
-            if kinds == {"q4"}:
-                packed = _stacked(handle, names, ".q4")  # [N, K/2] uint8
-                q = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)  # [N, K]
-                scale, minimum = _stacked(handle, names, ".q4_scale"), _stacked(handle, names, ".q4_min")
-                found[module_name] = pack_int4(q, scale, minimum)
-            elif fused is not None:  # u8: the 8-bit path (Q8_0, and the 5-bit codes of Q5_0, Q5_1, Q5_K)
-                codes, scale = _stacked(handle, names, ".u8"), _stacked(handle, names, ".u8_scale")
-                found[module_name] = pack_codes(codes, scale, _stacked(handle, names, ".u8_min"), bits=8, fused=fused)
+            stored = [_stored_part(handle, *parts[shard]) for shard in order]
+            if all(kind == "q4" for kind, _ in parts.values()):
+                codes, scale, minimum = (torch.cat(arrays, dim=0) for arrays in zip(*stored))
+                found[module_name] = pack_int4(codes, scale, minimum)
+            elif fused is not None:
+                width = max(scale.shape[1] for _, scale, _ in stored)  # K / 16 where a part has half groups
+                codes = torch.cat([c for c, _, _ in stored], dim=0)  # [N, K] uint8
+                scale, minimum = (torch.cat([a.repeat_interleave(width // a.shape[1], dim=1) for a in arrays], dim=0)
+                                  for arrays in ([s for _, s, _ in stored], [m for _, _, m in stored]))
+                found[module_name] = pack_codes(codes, scale, minimum, bits=8, fused=fused)
     return found
 
 
-def _stacked(handle: Any, names: list[str], suffix: str) -> torch.Tensor:
-    """The parts' tensors of one kind, stacked along the output rows in shard order."""
-    return torch.cat([handle.get_tensor(name + suffix) for name in names], dim=0)
+def _stored_part(handle: Any, kind: str, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One stored weight: codes [n, K] uint8, scale and minimum [n, K / 32] (or [n, K / 16]) fp16."""
+    if kind == "q4":
+        packed = handle.get_tensor(name + ".q4")  # [n, K/2]: two codes a byte
+        codes = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)
+    else:
+        codes = handle.get_tensor(name + ".u8")
+    return codes, handle.get_tensor(f"{name}.{kind}_scale"), handle.get_tensor(f"{name}.{kind}_min")
 
 
 def _module_of(tensor_name: str, packed: Mapping[str, tuple[str, str]]) -> tuple[str, str | None]:

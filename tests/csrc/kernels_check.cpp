@@ -253,20 +253,21 @@ void prefill_attention(Random& random, int64_t t, int64_t length, const char* na
     }
 }
 
-template <int Bits>
+template <int Format>
 void quant_matmul(Random& random, const char* name) {
   const int64_t m = 11, k = 576, n = 40, groups = k / quant::kGroup, tiles = (n + quant::kTile - 1) / quant::kTile;
-  std::vector<uint8_t> codes(tiles * groups * quant::kGroupBytes<Bits>);
+  std::vector<uint8_t> codes(tiles * groups * quant::kGroupBytes<Format>);
   for (auto& c : codes) c = static_cast<uint8_t>(random.next() >> 56);
-  std::vector<uint16_t> scales(tiles * groups * 32);
-  for (int64_t i = 0; i < tiles * groups * 32; ++i)
+  const int64_t scale_count = tiles * groups * quant::kGroupScales<Format>;
+  std::vector<uint16_t> scales(scale_count);
+  for (int64_t i = 0; i < scale_count; ++i)
     scales[i] = static_cast<uint16_t>(((i % 32 >= 16) << 15) | ((8 + random.next() % 6) << 10) | (random.next() % 1024));
   const std::vector<bf16> x = bf16s(random, m * k, 6, 6);
   quant::QuantizedRows act{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups),
-                           std::vector<int32_t>(m * groups)};
+                           std::vector<int32_t>(m * groups), std::vector<int32_t>(m * groups)};
   quant::quantize_range(x.data(), k, act, 0, m);
   std::vector<float> out(m * n);
-  quant::matmul_tiles<float, Bits>(act, m, k, codes.data(), scales.data(), n, out.data(), 0, tiles);
+  quant::matmul_tiles<float, Format>(act, m, k, codes.data(), scales.data(), n, out.data(), 0, tiles);
   report(name, out);
 }
 
@@ -283,7 +284,8 @@ int main() {
   decode_attention(random, 1, 40, "decode_attention_window");
   prefill_attention(random, 37, 50, "prefill_attention_37_of_50");
   prefill_attention(random, 17, 300, "prefill_attention_17_of_300");
-  quant_matmul<4>(random, "quant_matmul_4bit");
-  quant_matmul<8>(random, "quant_matmul_8bit");
+  quant_matmul<quant::kFour>(random, "quant_matmul_4bit");
+  quant_matmul<quant::kEight>(random, "quant_matmul_8bit");
+  quant_matmul<quant::kEightHalves>(random, "quant_matmul_8bit_half_group_scales");
   return 0;
 }

@@ -36,30 +36,32 @@ const char* level() {
 #endif
 }
 
-template <int Bits>
+template <int Format>
 int check(std::mt19937& gen, int64_t k, int& checks) {
-  constexpr Pass simd[] = {quant::tile_pass<Bits, 1>, quant::tile_pass<Bits, 2>, quant::tile_pass<Bits, 3>,
-                           quant::tile_pass<Bits, 4>, quant::tile_pass<Bits, 5>, quant::tile_pass<Bits, 6>,
-                           quant::tile_pass<Bits, 7>, quant::tile_pass<Bits, 8>};
-  constexpr Pass scalar[] = {quant::tile_pass_scalar<Bits, 1>, quant::tile_pass_scalar<Bits, 2>,
-                             quant::tile_pass_scalar<Bits, 3>, quant::tile_pass_scalar<Bits, 4>,
-                             quant::tile_pass_scalar<Bits, 5>, quant::tile_pass_scalar<Bits, 6>,
-                             quant::tile_pass_scalar<Bits, 7>, quant::tile_pass_scalar<Bits, 8>};
+  constexpr Pass simd[] = {quant::tile_pass<Format, 1>, quant::tile_pass<Format, 2>, quant::tile_pass<Format, 3>,
+                           quant::tile_pass<Format, 4>, quant::tile_pass<Format, 5>, quant::tile_pass<Format, 6>,
+                           quant::tile_pass<Format, 7>, quant::tile_pass<Format, 8>};
+  constexpr Pass scalar[] = {quant::tile_pass_scalar<Format, 1>, quant::tile_pass_scalar<Format, 2>,
+                             quant::tile_pass_scalar<Format, 3>, quant::tile_pass_scalar<Format, 4>,
+                             quant::tile_pass_scalar<Format, 5>, quant::tile_pass_scalar<Format, 6>,
+                             quant::tile_pass_scalar<Format, 7>, quant::tile_pass_scalar<Format, 8>};
   const int64_t groups = k / quant::kGroup;
   std::uniform_int_distribution<int> byte(0, 255);
   std::normal_distribution<float> normal(0.f, 1.f);
   std::uniform_real_distribution<float> unit(0.f, 1.f);
-  std::vector<uint8_t> codes(groups * quant::kGroupBytes<Bits>);
+  std::vector<uint8_t> codes(groups * quant::kGroupBytes<Format>);
   for (auto& c : codes) c = static_cast<uint8_t>(byte(gen));
-  std::vector<uint16_t> scales(groups * 32);
-  for (int64_t i = 0; i < groups * 32; ++i)
-    scales[i] = half_of(0.001f + 0.05f * unit(gen), i % 32 >= 16);  // d > 0 then m < 0, per group
+  const int64_t per_group = quant::kGroupScales<Format>;
+  std::vector<uint16_t> scales(groups * per_group);
+  for (int64_t i = 0; i < groups * per_group; ++i)
+    scales[i] = half_of(0.001f + 0.05f * unit(gen), i % 32 >= 16);  // d > 0 then m < 0 (per half group too)
   int failures = 0;
   for (int rows = 1; rows <= quant::kRowsPerPass; ++rows) {
     std::vector<float> x(rows * k);
     for (auto& v : x) v = normal(gen) * std::exp(2.f * normal(gen));  // outliers, as hidden states have
     quant::QuantizedRows act{std::vector<int8_t>(rows * k), std::vector<float>(rows * groups),
-                             std::vector<float>(rows * groups), std::vector<int32_t>(rows * groups)};
+                             std::vector<float>(rows * groups), std::vector<int32_t>(rows * groups),
+                             std::vector<int32_t>(rows * groups)};
     quant::quantize_range(x.data(), k, act, 0, rows);
     float got[quant::kRowsPerPass * quant::kTile], want[quant::kRowsPerPass * quant::kTile];
     simd[rows - 1](codes.data(), scales.data(), groups, act, 0, k, got);
@@ -67,7 +69,7 @@ int check(std::mt19937& gen, int64_t k, int& checks) {
     ++checks;
     if (std::memcmp(got, want, rows * quant::kTile * sizeof(float)) != 0) {
       ++failures;
-      std::printf("%s: %d-bit, k %lld, %d rows: differs (%g against %g)\n", level(), Bits, static_cast<long long>(k),
+      std::printf("%s: format %d, k %lld, %d rows: differs (%g against %g)\n", level(), Format, static_cast<long long>(k),
                   rows, got[0], want[0]);
     }
   }
@@ -80,8 +82,9 @@ int main() {
   std::mt19937 gen(2026);
   int failures = 0, checks = 0;
   for (const int64_t k : {32, 96, 576, 1536}) {
-    failures += check<4>(gen, k, checks);
-    failures += check<8>(gen, k, checks);
+    failures += check<quant::kFour>(gen, k, checks);
+    failures += check<quant::kEight>(gen, k, checks);
+    failures += check<quant::kEightHalves>(gen, k, checks);
   }
   std::printf("%s: %d checks, %d differ from the scalar path\n", level(), checks, failures);
   return failures == 0 ? 0 : 1;

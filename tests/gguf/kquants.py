@@ -1,11 +1,11 @@
-"""Q4_K and Q5_K blocks written from float weights, for tests (the `gguf` package dequantizes
+"""Q4_K, Q5_K and Q6_K blocks written from float weights, for tests (the `gguf` package dequantizes
 K-quants but cannot quantize them, and llama.cpp is not a test dependency).
 
 A plain quantizer, not llama.cpp's (which searches each sub-block's scale and minimum): per sub-block
-of 32 weights, the minimum and the step from the range, both rounded to 6-bit multiples of the
-super-block's d and dmin, then each weight's code. The byte layout is ggml's `block_q4_K` /
-`block_q5_K`; `gguf.quants.dequantize` reading these blocks back close to the weights is what the
-tests check the layout by.
+(32 weights; 16 for Q6_K) the step from the range (and for Q4_K / Q5_K the minimum), rounded to a
+6-bit (Q6_K: 8-bit) multiple of the super-block's scale, then each weight's code. The byte layouts are
+ggml's `block_q4_K`, `block_q5_K` and `block_q6_K`; `gguf.quants.dequantize` reading these blocks back
+close to the weights is what the tests check the layouts by.
 """
 
 from __future__ import annotations
@@ -53,3 +53,25 @@ def _pack_scales(sc: np.ndarray, m: np.ndarray) -> np.ndarray:
     out[..., 4:8] = m[..., 0:4] | ((m[..., 4:8] >> 4) << 6)
     out[..., 8:12] = (sc[..., 4:8] & 0x0F) | ((m[..., 4:8] & 0x0F) << 4)
     return out
+
+
+def quantize_q6_k(weights: np.ndarray) -> np.ndarray:
+    """weights [N, K] (K a multiple of 256) -> Q6_K blocks [N, K / 256 * 210] uint8: per sub-block of
+    16 a symmetric step (q - 32 in -32..31), an int8 multiple of the super-block's d."""
+    rows, k = weights.shape
+    x = weights.astype(np.float32).reshape(rows, k // SUPER, 16, 16)  # [N, S, sub, 16]
+    step = np.abs(x).max(axis=-1) / 31  # [N, S, 16]
+    d = (step.max(axis=-1) / 127).astype(np.float16)  # [N, S]
+    d32 = d.astype(np.float32)[..., None]
+    sc = np.clip(np.round(np.divide(step, d32, out=np.zeros_like(step), where=d32 > 0)), 1, 127).astype(np.int8)
+    scale = (d32 * sc)[..., None]  # [N, S, 16, 1]
+    q = np.clip(np.round(np.divide(x, scale, out=np.zeros_like(x), where=scale > 0)) + 32, 0, 63).astype(np.uint8)
+    q = q.reshape(rows, k // SUPER, 2, 4, 32)  # [N, S, half n, i, l]: weight 128 n + 32 i + l
+    low_bits = q & 0x0F
+    ql = low_bits[:, :, :, 0:2] | (low_bits[:, :, :, 2:4] << 4)  # [N, S, n, i % 2, l]: i < 2 low nibbles
+    qh = np.zeros((rows, k // SUPER, 2, 32), dtype=np.uint8)
+    for i in range(4):
+        qh |= (q[:, :, :, i] >> 4) << (2 * i)
+    parts = [ql.reshape(rows, -1, 128), qh.reshape(rows, -1, 64), sc.view(np.uint8).reshape(rows, -1, 16),
+             d.view(np.uint8).reshape(rows, -1, 2)]
+    return np.concatenate(parts, axis=-1).reshape(rows, -1)

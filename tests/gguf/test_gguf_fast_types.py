@@ -1,6 +1,7 @@
-"""GGUF files of the types `gguf_blocks` reads (Q5_0, Q5_1, Q4_K, Q5_K beside Q4_0, Q4_1, Q8_0): every
-linear layer runs on the quantized kernels, and the greedy tokens are the dequantized fp32 model's
-choice, or within a near-tie of it, at every step."""
+"""GGUF files of the types `gguf_blocks` reads (Q5_0, Q5_1, Q4_K, Q5_K, Q6_K beside Q4_0, Q4_1, Q8_0),
+and one mixing types within a layer as llama.cpp's Q4_K_M does: every linear layer runs on the
+quantized kernels, and the greedy tokens are the dequantized fp32 model's choice, or within a
+near-tie of it, at every step."""
 
 from __future__ import annotations
 
@@ -16,7 +17,18 @@ from tests.gguf.tiny_gguf import gguf_tensors, random_llama, write_llama_gguf
 from tests.models.helpers import make_backend
 
 Q = gguf.GGMLQuantizationType
-TYPES = [Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q5_K]
+TYPES = [Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q5_K, Q.Q6_K, "mixed"]
+MIXED = {"attn_q": Q.Q4_K, "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K, "ffn_gate": Q.Q4_K,
+         "ffn_up": Q.Q5_0, "ffn_down": Q.Q6_K, "token_embd": Q.Q8_0, "output": Q.Q6_K}
+"""A Q4_K_M-like file: 4-bit Q and K beside a Q6_K V in one fused projection, gate and up of two types."""
+
+
+def type_of(name: str, qtype) -> gguf.GGMLQuantizationType:
+    return MIXED[name.split(".")[-2]] if qtype == "mixed" else qtype
+
+
+def name_of(qtype) -> str:
+    return qtype if isinstance(qtype, str) else qtype.name
 needs_kernels = pytest.mark.skipif(kernels() is None, reason="the fused CPU kernels did not build here")
 PROMPT = "def main():\n    return 0"
 NEAR_TIE = 0.05
@@ -31,8 +43,8 @@ def files(sp_model, tmp_path_factory):
     model = random_llama(vocab, hidden_size=256, intermediate_size=512)  # head_dim 64, K-quant sized
     out = {}
     for qtype in TYPES:
-        folder = tmp_path_factory.mktemp(qtype.name)
-        quant = {name: qtype for name, array in gguf_tensors(model) if array.ndim == 2}
+        folder = tmp_path_factory.mktemp(name_of(qtype))
+        quant = {name: type_of(name, qtype) for name, array in gguf_tensors(model) if array.ndim == 2}
         write_llama_gguf(folder / "model.gguf", model, sp_model, quant=quant)
         converted = convert_gguf(folder / "model.gguf", folder / "converted")
         out[qtype] = converted, AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32).eval()
@@ -40,7 +52,7 @@ def files(sp_model, tmp_path_factory):
 
 
 @needs_kernels
-@pytest.mark.parametrize("qtype", TYPES, ids=[t.name for t in TYPES])
+@pytest.mark.parametrize("qtype", TYPES, ids=[name_of(t) for t in TYPES])
 def test_every_linear_layer_takes_the_quantized_kernels(files, qtype):
     folder, _ = files[qtype]
     backend = make_backend(folder, dtype="bfloat16")
@@ -52,7 +64,7 @@ def test_every_linear_layer_takes_the_quantized_kernels(files, qtype):
 
 @needs_kernels
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("qtype", TYPES, ids=[t.name for t in TYPES])
+@pytest.mark.parametrize("qtype", TYPES, ids=[name_of(t) for t in TYPES])
 async def test_greedy_tokens_are_the_fp32_models_choice_or_a_near_tie(files, qtype):
     from sarathi_sdk import Engine, SamplingParams
 

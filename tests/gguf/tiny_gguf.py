@@ -17,7 +17,7 @@ import sentencepiece
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tests.gguf.kquants import quantize_k
+from tests.gguf.kquants import quantize_k, quantize_q6_k
 
 LAYER_NAMES = {
     "input_layernorm": "attn_norm",
@@ -82,6 +82,8 @@ def write_llama_gguf(
         elif qtype in (gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q5_K):
             bits = 4 if qtype == gguf.GGMLQuantizationType.Q4_K else 5
             writer.add_tensor(name, quantize_k(array, bits), raw_dtype=qtype)
+        elif qtype == gguf.GGMLQuantizationType.Q6_K:
+            writer.add_tensor(name, quantize_q6_k(array), raw_dtype=qtype)
         else:
             writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
     writer.write_header_to_file()

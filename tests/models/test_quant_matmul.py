@@ -1,6 +1,7 @@
 """`quant_matmul` (csrc/quant_matmul.cpp) against a float64 reference of its arithmetic: weights
-`d * c + m` per group of 32, activations quantized per group of 32 to int8 (llama.cpp's Q8_1), at
-output sizes that leave a partial tile and row counts that cross the kernel's 8-row passes."""
+`d * c + m` per group of 32 (8-bit codes also per half group of 16: GGUF Q6_K), activations quantized
+per group of 32 to int8 (llama.cpp's Q8_1), at output sizes that leave a partial tile and row counts
+that cross the kernel's 8-row passes."""
 
 from __future__ import annotations
 
@@ -21,25 +22,29 @@ def quantized_activations(x: torch.Tensor) -> torch.Tensor:
     return (codes.double() * da.double()).view(x.shape)  # [M, K] float64
 
 
-def random_weight(n: int, k: int, bits: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+FORMATS = [(4, 32), (8, 32), (8, 16)]
+"""(code bits, inputs per scale): the kernel's three weight formats."""
+
+
+def random_weight(n: int, k: int, bits: int, seed: int, group: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     codes = torch.randint(0, 2**bits, (n, k), generator=gen)  # [N, K]
-    scale = (torch.rand(n, k // 32, generator=gen) * 0.02).half()  # [N, G]
-    minimum = (-torch.rand(n, k // 32, generator=gen) * 2**bits * 0.01).half()  # [N, G]
+    scale = ((torch.rand(n, k // group, generator=gen) - 0.2) * 0.02).half()  # [N, K / group], some < 0
+    minimum = (-torch.rand(n, k // group, generator=gen) * 2**bits * 0.01).half()  # [N, K / group]
     return codes, scale, minimum
 
 
 def dequantized(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> torch.Tensor:
     n, k = codes.shape
-    w = codes.double().view(n, -1, 32) * scale.double()[..., None] + minimum.double()[..., None]
+    w = codes.double().view(n, scale.shape[1], -1) * scale.double()[..., None] + minimum.double()[..., None]
     return w.view(n, k)  # [N, K] float64
 
 
-@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize(("bits", "group"), FORMATS)
 @pytest.mark.parametrize("rows", [1, 3, 8, 9, 19])
 @pytest.mark.parametrize("n", [16, 40])
-def test_fp32_output_is_the_quantized_arithmetic_in_float64(fused, bits, rows, n):
-    codes, scale, minimum = random_weight(n, 96, bits, seed=rows * n + bits)
+def test_fp32_output_is_the_quantized_arithmetic_in_float64(fused, bits, group, rows, n):
+    codes, scale, minimum = random_weight(n, 96, bits, seed=rows * n + bits, group=group)
     x = torch.randn(rows, 96, generator=torch.Generator().manual_seed(rows))  # [M, K]
     got = pack_codes(codes, scale, minimum, bits, fused).matmul(x)  # [M, N] fp32
     want = quantized_activations(x) @ dequantized(codes, scale, minimum).T  # [M, N]
@@ -84,15 +89,15 @@ def test_shapes_and_dtypes_are_checked_before_the_kernel_runs(fused):
         fused.quant_matmul(torch.randn(2, 64).half(), weight.codes, weight.scales, 16)
 
 
-@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize(("bits", "group"), FORMATS)
 @pytest.mark.parametrize("rows", [1, 5, 8, 16])
-def test_every_isa_level_computes_the_same_bits(bits, rows):
+def test_every_isa_level_computes_the_same_bits(bits, group, rows):
     """The avx512 (vpdpbusd), avx2 (vpmaddubsw + vpmaddwd) and portable builds take exact int32 group
     dot products and the same fp32 fma chain per output, so their logits agree bit for bit."""
     from sarathi_models.cpu_ops import kernels_for
     from tests.models.conftest import ISA_LEVELS
 
-    codes, scale, minimum = random_weight(48, 128, bits, seed=bits * rows)
+    codes, scale, minimum = random_weight(48, 128, bits, seed=bits * rows, group=group)
     x = torch.randn(rows, 128, generator=torch.Generator().manual_seed(rows)).bfloat16()  # [M, K]
     outputs = {}
     for level in ISA_LEVELS:

@@ -16,12 +16,13 @@
 namespace quant {
 
 // Activation rows quantized per group of 32 inputs, as `quant_matmul` multiplies them: codes [M, K]
-// int8, scale [M, K / 32] (the group's step), sum [M, K / 32] (step x the sum of the group's codes)
-// and total [M, K / 32] (that sum of codes itself, exact).
+// int8, scale [M, K / 32] (the group's step), sum [M, K / 32] (step x the sum of the group's codes),
+// total [M, K / 32] (that sum of codes itself, exact) and low_total [M, K / 32] (the sum of the
+// group's first 16 codes, for weights with a scale per half group).
 struct QuantizedRows {
   std::vector<int8_t> codes;
   std::vector<float> scale, sum;
-  std::vector<int32_t> total;
+  std::vector<int32_t> total, low_total;
 };
 
 // An IEEE half's bits as a float (exact): what F16C's vcvtph2ps computes, for the scalar path.
@@ -67,34 +68,48 @@ void quantize_range(const T* x, int64_t k, QuantizedRows& rows, int64_t begin, i
       const float scale = amax / 127.f;
       const float inverse = scale > 0.f ? 1.f / scale : 0.f;
       int8_t* codes = rows.codes.data() + r * k + g * kGroup;
-      int32_t total = 0;
+      int32_t total = 0, low_total = 0;
       for (int64_t j = 0; j < kGroup; ++j) {
         codes[j] = static_cast<int8_t>(std::nearbyint(v[j] * inverse));
         total += codes[j];
+        if (j < kGroup / 2) low_total += codes[j];
       }
       rows.scale[r * groups + g] = scale;
       rows.sum[r * groups + g] = scale * static_cast<float>(total);
       rows.total[r * groups + g] = total;
+      rows.low_total[r * groups + g] = low_total;
     }
   }
 }
 
+// The weight formats (`Format`, a template argument): 4-bit codes (kFour), 8-bit codes (kEight), and
+// 8-bit codes whose group halves (inputs 0-15 and 16-31) have a scale and minimum each (kEightHalves:
+// GGUF Q6_K's sub-blocks of 16 weights). Scales per group and tile: d, then m, of the 16 rows (fp16);
+// for kEightHalves, d and m of the low half, then d and m of the high half.
+constexpr int kFour = 4, kEight = 8, kEightHalves = 16;
+template <int Format>
+constexpr int kCodeBits = Format == kFour ? 4 : 8;
+template <int Format>
+constexpr bool kHalves = Format == kEightHalves;
+template <int Format>
+constexpr int64_t kGroupScales = kHalves<Format> ? 64 : 32;
+
 // Bytes of one group of one tile.
-template <int Bits>
-constexpr int64_t kGroupBytes = Bits * kTile * kGroup / 8;
+template <int Format>
+constexpr int64_t kGroupBytes = kCodeBits<Format> * kTile * kGroup / 8;
 
 // The code of input k (0..31 within its group) of lane `lane`, from one group's bytes of a tile.
-template <int Bits>
+template <int Format>
 inline int code_at(const uint8_t* group_codes, int64_t lane, int64_t k) {
   const int64_t quad = k / 4, j = k % 4;
-  if (Bits == 8) return group_codes[quad * 64 + lane * 4 + j];
+  if (kCodeBits<Format> == 8) return group_codes[quad * 64 + lane * 4 + j];
   const uint8_t byte = group_codes[(quad % 4) * 64 + lane * 4 + j];
   return quad < 4 ? (byte & 0x0F) : (byte >> 4);
 }
 
 // `tile_pass` in plain scalar code, the reference every SIMD path equals bit for bit: the portable
 // build's path, and the one `tests/csrc/quant_core_check.cpp` compares the others against.
-template <int Bits, int Rows>
+template <int Format, int Rows>
 void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t groups, const QuantizedRows& act,
                       int64_t first_row, int64_t k, float* y) {
   for (int r = 0; r < Rows; ++r) {
@@ -102,12 +117,22 @@ void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t grou
     for (int64_t lane = 0; lane < kTile; ++lane) {
       float total = 0.f;
       for (int64_t g = 0; g < groups; ++g) {
-        int32_t dot = 0;
+        int32_t dot[2] = {0, 0};  // over inputs 0-15 and 16-31
         const int8_t* xq = act.codes.data() + row * k + g * kGroup;
-        for (int64_t j = 0; j < kGroup; ++j) dot += code_at<Bits>(codes + g * kGroupBytes<Bits>, lane, j) * xq[j];
-        const float d = half_to_float(scales[g * 32 + lane]), m = half_to_float(scales[g * 32 + 16 + lane]);
-        total = std::fma(static_cast<float>(dot), d * act.scale[row * groups + g], total);
-        total = std::fma(m, act.sum[row * groups + g], total);
+        for (int64_t j = 0; j < kGroup; ++j)
+          dot[j / 16] += code_at<Format>(codes + g * kGroupBytes<Format>, lane, j) * xq[j];
+        const uint16_t* gs = scales + g * kGroupScales<Format>;
+        const int64_t at = row * groups + g;
+        if (kHalves<Format>) {
+          const float da = act.scale[at];
+          total = std::fma(static_cast<float>(dot[0]), half_to_float(gs[lane]) * da, total);
+          total = std::fma(static_cast<float>(dot[1]), half_to_float(gs[32 + lane]) * da, total);
+          total = std::fma(half_to_float(gs[16 + lane]), da * static_cast<float>(act.low_total[at]), total);
+          total = std::fma(half_to_float(gs[48 + lane]), da * static_cast<float>(act.total[at] - act.low_total[at]), total);
+        } else {
+          total = std::fma(static_cast<float>(dot[0] + dot[1]), half_to_float(gs[lane]) * act.scale[at], total);
+          total = std::fma(half_to_float(gs[16 + lane]), act.sum[at], total);
+        }
       }
       y[r * kTile + lane] = total;
     }
@@ -117,8 +142,10 @@ void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t grou
 // One tile's 16 outputs for `rows` activation rows (at most kRowsPerPass), into y [rows, 16] fp32.
 //
 // Every level computes the same bits: each group's dot product is an exact int32, and each output's
-// fp32 accumulator takes the groups in order as acc = fma(dot, d * da, acc), then acc = fma(m, da sum, acc).
-template <int Bits, int Rows>
+// fp32 accumulator takes the groups in order as acc = fma(dot, d * da, acc), then acc = fma(m, da sum, acc);
+// with half-group scales, fma(dot_low, d_low da), fma(dot_high, d_high da), fma(m_low, da sum_low),
+// fma(m_high, da sum_high), the sums of the activation codes exact integers (`QuantizedRows`).
+template <int Format, int Rows>
 void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, const QuantizedRows& act,
                int64_t first_row, int64_t k, float* y) {
 #if defined(SARATHI_AVX512)
@@ -126,9 +153,9 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
   for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_ps();
   const __m512i low_nibble = _mm512_set1_epi8(0x0F);
   for (int64_t g = 0; g < groups; ++g) {
-    const uint8_t* gc = codes + g * kGroupBytes<Bits>;
+    const uint8_t* gc = codes + g * kGroupBytes<Format>;
     __m512i w[8];
-    if (Bits == 8) {
+    if (kCodeBits<Format> == 8) {
       for (int s = 0; s < 8; ++s) w[s] = _mm512_loadu_si512(gc + s * 64);
     } else {
       for (int s = 0; s < 4; ++s) {
@@ -137,27 +164,39 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
         w[s + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low_nibble);
       }
     }
-    const __m256i* gs = reinterpret_cast<const __m256i*>(scales + g * 32);
+    const __m256i* gs = reinterpret_cast<const __m256i*>(scales + g * kGroupScales<Format>);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(gs));
     const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(gs + 1));
-    // The rows' dot products side by side, so consecutive `vpdpbusd`s never wait on each other.
-    __m512i dot[Rows];
+    // The rows' dot products side by side, so consecutive `vpdpbusd`s never wait on each other; with
+    // half-group scales, chunks 4-7 (inputs 16-31) go to dot_high.
+    __m512i dot[Rows], dot_high[Rows];
 #pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r) dot[r] = _mm512_setzero_si512();
+    for (int r = 0; r < Rows; ++r) dot[r] = dot_high[r] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int s = 0; s < 8; ++s) {
+      __m512i* into = kHalves<Format> && s >= 4 ? dot_high : dot;
 #pragma GCC unroll 16
       for (int r = 0; r < Rows; ++r) {
         int32_t quad;
         std::memcpy(&quad, act.codes.data() + (first_row + r) * k + g * kGroup + 4 * s, 4);
-        dot[r] = _mm512_dpbusd_epi32(dot[r], w[s], _mm512_set1_epi32(quad));
+        into[r] = _mm512_dpbusd_epi32(into[r], w[s], _mm512_set1_epi32(quad));
       }
     }
 #pragma GCC unroll 16
     for (int r = 0; r < Rows; ++r) {
       const int64_t at = (first_row + r) * groups + g;
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(d, _mm512_set1_ps(act.scale[at])), acc[r]);
-      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.sum[at]), acc[r]);
+      const __m512 da = _mm512_set1_ps(act.scale[at]);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), _mm512_mul_ps(d, da), acc[r]);
+      if (kHalves<Format>) {
+        const __m512 d_high = _mm512_cvtph_ps(_mm256_loadu_si256(gs + 2));
+        const __m512 m_high = _mm512_cvtph_ps(_mm256_loadu_si256(gs + 3));
+        const float low = static_cast<float>(act.low_total[at]), high = static_cast<float>(act.total[at] - act.low_total[at]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_high[r]), _mm512_mul_ps(d_high, da), acc[r]);
+        acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.scale[at] * low), acc[r]);
+        acc[r] = _mm512_fmadd_ps(m_high, _mm512_set1_ps(act.scale[at] * high), acc[r]);
+      } else {
+        acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(act.sum[at]), acc[r]);
+      }
     }
   }
   for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(y + r * kTile, acc[r]);
@@ -174,9 +213,9 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
     __m256 acc[Rows];
     for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t g = 0; g < groups; ++g) {
-      const uint8_t* gc = codes + g * kGroupBytes<Bits> + half * 32;
+      const uint8_t* gc = codes + g * kGroupBytes<Format> + half * 32;
       __m256i w[8];
-      if (Bits == 8) {
+      if (kCodeBits<Format> == 8) {
         for (int s = 0; s < 8; ++s)
           w[s] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64)), flip);
       } else {
@@ -186,21 +225,29 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           w[s + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble);
         }
       }
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + g * 32 + half * 8)));
-      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + g * 32 + 16 + half * 8)));
+      const uint16_t* gs = scales + g * kGroupScales<Format> + half * 8;
+      auto widen = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+      const __m256 d = widen(gs), m = widen(gs + 16);
       for (int r = 0; r < Rows; ++r) {
         const int8_t* xq = act.codes.data() + (first_row + r) * k + g * kGroup;
-        __m256i dot;
-        if (Bits == 8) {
+        const int64_t at = (first_row + r) * groups + g;
+        __m256i dot, dot_high = _mm256_setzero_si256();  // dot_high: inputs 16-31 under half-group scales
+        if (kCodeBits<Format> == 8) {
           dot = _mm256_setzero_si256();
           for (int s = 0; s < 8; ++s) {
             int32_t quad;
             std::memcpy(&quad, xq + 4 * s, 4);
             const __m256i x = _mm256_set1_epi32(quad);
             const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w[s], w[s]), _mm256_sign_epi8(x, w[s]));
-            dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs, ones));
+            __m256i& into = kHalves<Format> && s >= 4 ? dot_high : dot;
+            into = _mm256_add_epi32(into, _mm256_madd_epi16(pairs, ones));
           }
-          dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[(first_row + r) * groups + g]));
+          if (kHalves<Format>) {
+            dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.low_total[at]));
+            dot_high = _mm256_add_epi32(dot_high, _mm256_set1_epi32(128 * (act.total[at] - act.low_total[at])));
+          } else {
+            dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[at]));
+          }
         } else {
           __m256i pairs = _mm256_setzero_si256();
           for (int s = 0; s < 8; ++s) {
@@ -210,9 +257,16 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           }
           dot = _mm256_madd_epi16(pairs, ones);
         }
-        const int64_t at = (first_row + r) * groups + g;
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_set1_ps(act.scale[at])), acc[r]);
-        acc[r] = _mm256_fmadd_ps(m, _mm256_set1_ps(act.sum[at]), acc[r]);
+        const __m256 da = _mm256_set1_ps(act.scale[at]);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, da), acc[r]);
+        if (kHalves<Format>) {
+          const float low = static_cast<float>(act.low_total[at]), high = static_cast<float>(act.total[at] - act.low_total[at]);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_high), _mm256_mul_ps(widen(gs + 32), da), acc[r]);
+          acc[r] = _mm256_fmadd_ps(m, _mm256_set1_ps(act.scale[at] * low), acc[r]);
+          acc[r] = _mm256_fmadd_ps(widen(gs + 48), _mm256_set1_ps(act.scale[at] * high), acc[r]);
+        } else {
+          acc[r] = _mm256_fmadd_ps(m, _mm256_set1_ps(act.sum[at]), acc[r]);
+        }
       }
     }
     for (int r = 0; r < Rows; ++r) _mm256_storeu_ps(y + r * kTile + half * 8, acc[r]);
@@ -225,9 +279,9 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
     float32x4_t acc[Rows];
     for (int r = 0; r < Rows; ++r) acc[r] = vdupq_n_f32(0.f);
     for (int64_t g = 0; g < groups; ++g) {
-      const uint8_t* gc = codes + g * kGroupBytes<Bits> + quarter * 16;
+      const uint8_t* gc = codes + g * kGroupBytes<Format> + quarter * 16;
       int8x16_t w[8];
-      if (Bits == 8) {
+      if (kCodeBits<Format> == 8) {
         for (int s = 0; s < 8; ++s) w[s] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(gc + s * 64), vdupq_n_u8(0x80)));
       } else {
         for (int s = 0; s < 4; ++s) {
@@ -236,44 +290,57 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           w[s + 4] = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
         }
       }
-      const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(scales + g * 32 + quarter * 4)));
-      const float32x4_t m = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(scales + g * 32 + 16 + quarter * 4)));
+      const uint16_t* gs = scales + g * kGroupScales<Format> + quarter * 4;
+      auto widen = [](const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); };
+      const float32x4_t d = widen(gs), m = widen(gs + 16);
       for (int r = 0; r < Rows; ++r) {
         const int8_t* xq = act.codes.data() + (first_row + r) * k + g * kGroup;
-        int32x4_t dot = vdupq_n_s32(0);
+        int32x4_t dot = vdupq_n_s32(0), dot_high = vdupq_n_s32(0);  // dot_high: inputs 16-31 under half-group scales
         for (int s = 0; s < 8; ++s) {
           int32_t quad;
           std::memcpy(&quad, xq + 4 * s, 4);
           const int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(quad));
+          int32x4_t& into = kHalves<Format> && s >= 4 ? dot_high : dot;
 #if defined(__ARM_FEATURE_DOTPROD)
-          dot = vdotq_s32(dot, w[s], x);
+          into = vdotq_s32(into, w[s], x);
 #else
           const int32x4_t low = vpaddlq_s16(vmull_s8(vget_low_s8(w[s]), vget_low_s8(x)));
           const int32x4_t high = vpaddlq_s16(vmull_high_s8(w[s], x));
-          dot = vaddq_s32(dot, vpaddq_s32(low, high));
+          into = vaddq_s32(into, vpaddq_s32(low, high));
 #endif
         }
         const int64_t at = (first_row + r) * groups + g;
-        if (Bits == 8) dot = vaddq_s32(dot, vdupq_n_s32(128 * act.total[at]));
-        acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot), vmulq_n_f32(d, act.scale[at]));
-        acc[r] = vfmaq_f32(acc[r], m, vdupq_n_f32(act.sum[at]));
+        if (kHalves<Format>) {
+          const int32_t low = act.low_total[at], high = act.total[at] - act.low_total[at];
+          dot = vaddq_s32(dot, vdupq_n_s32(128 * low));
+          dot_high = vaddq_s32(dot_high, vdupq_n_s32(128 * high));
+          acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot), vmulq_n_f32(d, act.scale[at]));
+          acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot_high), vmulq_n_f32(widen(gs + 32), act.scale[at]));
+          acc[r] = vfmaq_f32(acc[r], m, vdupq_n_f32(act.scale[at] * static_cast<float>(low)));
+          acc[r] = vfmaq_f32(acc[r], widen(gs + 48), vdupq_n_f32(act.scale[at] * static_cast<float>(high)));
+        } else {
+          if (kCodeBits<Format> == 8) dot = vaddq_s32(dot, vdupq_n_s32(128 * act.total[at]));
+          acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot), vmulq_n_f32(d, act.scale[at]));
+          acc[r] = vfmaq_f32(acc[r], m, vdupq_n_f32(act.sum[at]));
+        }
       }
     }
     for (int r = 0; r < Rows; ++r) vst1q_f32(y + r * kTile + quarter * 4, acc[r]);
   }
 #else
-  tile_pass_scalar<Bits, Rows>(codes, scales, groups, act, first_row, k, y);
+  tile_pass_scalar<Format, Rows>(codes, scales, groups, act, first_row, k, y);
 #endif
 }
 
 using TilePass = void (*)(const uint8_t*, const uint16_t*, int64_t, const QuantizedRows&, int64_t, int64_t, float*);
-template <int Bits>
-constexpr TilePass kPasses[kRowsPerPass] = {tile_pass<Bits, 1>, tile_pass<Bits, 2>, tile_pass<Bits, 3>,
-                                            tile_pass<Bits, 4>, tile_pass<Bits, 5>, tile_pass<Bits, 6>,
-                                            tile_pass<Bits, 7>, tile_pass<Bits, 8>};
+template <int Format>
+constexpr TilePass kPasses[kRowsPerPass] = {tile_pass<Format, 1>, tile_pass<Format, 2>, tile_pass<Format, 3>,
+                                            tile_pass<Format, 4>, tile_pass<Format, 5>, tile_pass<Format, 6>,
+                                            tile_pass<Format, 7>, tile_pass<Format, 8>};
 
-// Output tiles [begin, end) of the quantized rows act [M, K] @ w.T into out [M, N].
-template <typename T, int Bits>
+// Output tiles [begin, end) of the quantized rows act [M, K] @ w.T into out [M, N]: codes cp
+// [ceil(N / 16), K / 32, group bytes], scales sp [ceil(N / 16), K / 32, kGroupScales] fp16 bits.
+template <typename T, int Format>
 void matmul_tiles(const QuantizedRows& act, int64_t m, int64_t k, const uint8_t* cp, const uint16_t* sp, int64_t n,
                   T* op, int64_t begin, int64_t end) {
   const int64_t groups = k / kGroup;
@@ -282,7 +349,8 @@ void matmul_tiles(const QuantizedRows& act, int64_t m, int64_t k, const uint8_t*
     const int64_t width = std::min(kTile, n - t * kTile);
     for (int64_t first = 0; first < m; first += kRowsPerPass) {
       const int64_t rows = std::min(kRowsPerPass, m - first);
-      kPasses<Bits>[rows - 1](cp + t * groups * kGroupBytes<Bits>, sp + t * groups * 32, groups, act, first, k, y);
+      kPasses<Format>[rows - 1](cp + t * groups * kGroupBytes<Format>, sp + t * groups * kGroupScales<Format>, groups, act,
+                                first, k, y);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t lane = 0; lane < width; ++lane)
           op[(first + r) * n + t * kTile + lane] = static_cast<T>(y[r * kTile + lane]);

@@ -21,7 +21,9 @@
 //                 c[16 t + i][32 g + 4 s + j] (low nibble) and c[16 t + i][32 g + 4 (s + 4) + j] (high),
 //                 so one 64-byte load gives inputs 4s..4s+3 and 4s+16..4s+19 of all 16 rows;
 //          8-bit: [N/16, G, 8, 64] uint8: byte 4 i + j of chunk s is c[16 t + i][32 g + 4 s + j];
-//   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g.
+//   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g; 8-bit codes may have
+//          [N/16, G, 4, 16] instead: d and m of inputs 0-15, then of 16-31 (GGUF Q6_K's sub-blocks of
+//          16 weights; `quant_core.h`'s kEightHalves).
 
 #include "isa.h"
 #include "ops.h"
@@ -44,28 +46,37 @@ using quant::QuantizedRows;
 using quant::matmul_tiles;
 using quant::quantize_range;
 
+// The weight format (quant_core.h) the codes' and scales' shapes say.
+int format_of(const at::Tensor& codes, const at::Tensor& scales) {
+  if (codes.size(2) == 4) return quant::kFour;
+  return scales.size(2) == 4 ? quant::kEightHalves : quant::kEight;
+}
+
 // x [M, K] of type T quantized, times the weight, into out [M, N] of type U.
-template <typename T, typename U, int Bits>
+template <typename T, typename U, int Format>
 void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
   const int64_t m = x.size(0), k = x.size(1), n = out.size(1);
   QuantizedRows act = shares::quantized_rows(m, k);
   quantize_range(static_cast<const T*>(x.data_ptr()), k, act, 0, m);
   at::parallel_for(0, codes.size(0), 1, [&](int64_t begin, int64_t end) {
-    matmul_tiles<U, Bits>(act, m, k, codes.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>()), n, static_cast<U*>(out.data_ptr()),
+    matmul_tiles<U, Format>(act, m, k, codes.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>()), n, static_cast<U*>(out.data_ptr()),
                           begin, end);
   });
 }
 
+template <typename T, typename U>
+void quant_matmul_to(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
+  switch (format_of(codes, scales)) {
+    case quant::kFour: return quant_matmul_impl<T, U, quant::kFour>(x, codes, scales, out);
+    case quant::kEight: return quant_matmul_impl<T, U, quant::kEight>(x, codes, scales, out);
+    default: return quant_matmul_impl<T, U, quant::kEightHalves>(x, codes, scales, out);
+  }
+}
+
 template <typename T>
 void quant_matmul_of(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
-  const bool four_bit = codes.size(2) == 4;
-  if (out.scalar_type() == at::kFloat) {
-    if (four_bit) quant_matmul_impl<T, float, 4>(x, codes, scales, out);
-    else quant_matmul_impl<T, float, 8>(x, codes, scales, out);
-  } else {
-    if (four_bit) quant_matmul_impl<T, T, 4>(x, codes, scales, out);
-    else quant_matmul_impl<T, T, 8>(x, codes, scales, out);
-  }
+  if (out.scalar_type() == at::kFloat) quant_matmul_to<T, float>(x, codes, scales, out);
+  else quant_matmul_to<T, T>(x, codes, scales, out);
 }
 
 }  // namespace
@@ -81,8 +92,9 @@ at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::
                   (codes.size(2) == 4 || codes.size(2) == 8) && codes.size(3) == 64,
               "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4 or 8, 64]");
   TORCH_CHECK(scales.scalar_type() == at::kHalf && scales.is_contiguous() && scales.dim() == 4 &&
-                  scales.size(0) == tiles && scales.size(1) == groups && scales.size(2) == 2 && scales.size(3) == 16,
-              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16]");
+                  scales.size(0) == tiles && scales.size(1) == groups &&
+                  (scales.size(2) == 2 || (scales.size(2) == 4 && codes.size(2) == 8)) && scales.size(3) == 16,
+              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16] (or [.., 4, 16] for 8-bit codes)");
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty({x.size(0), n}, float_out ? x.options().dtype(at::kFloat) : x.options());
   if (x.scalar_type() == at::kFloat) quant_matmul_of<float>(xc, codes, scales, out);
@@ -94,7 +106,8 @@ namespace shares {
 
 QuantizedRows quantized_rows(int64_t m, int64_t k) {
   const int64_t groups = m * (k / kGroup);
-  return {std::vector<int8_t>(m * k), std::vector<float>(groups), std::vector<float>(groups), std::vector<int32_t>(groups)};
+  return {std::vector<int8_t>(m * k), std::vector<float>(groups), std::vector<float>(groups), std::vector<int32_t>(groups),
+          std::vector<int32_t>(groups)};
 }
 
 void quantize(const bf16* x, int64_t k, QuantizedRows& rows, Range range) {
@@ -107,8 +120,11 @@ void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Ten
                   int64_t n, bf16* out, Range tiles) {
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const uint16_t* sp = reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>());
-  if (codes.size(2) == 4) matmul_tiles<bf16, 4>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
-  else matmul_tiles<bf16, 8>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+  switch (format_of(codes, scales)) {
+    case quant::kFour: return matmul_tiles<bf16, quant::kFour>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+    case quant::kEight: return matmul_tiles<bf16, quant::kEight>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+    default: return matmul_tiles<bf16, quant::kEightHalves>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+  }
 }
 
 }  // namespace shares
