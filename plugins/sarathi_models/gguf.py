@@ -1,4 +1,4 @@
-"""Convert a Llama-architecture GGUF file into a Hugging Face checkpoint folder.
+"""Convert a GGUF file (a `llama` or `qwen2` architecture: `gguf_file`) into a Hugging Face checkpoint folder.
 
 The folder is what every other part of sarathi-sdk (and transformers) reads: config.json,
 generation_config.json, model.safetensors (dequantized, fp32: see `gguf_config.STORED_DTYPE`),

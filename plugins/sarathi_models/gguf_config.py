@@ -1,9 +1,11 @@
 """config.json and generation_config.json of a converted GGUF, from its metadata.
 
-Every hyper-parameter the Llama architecture needs is in the GGUF under `llama.*`; the ones llama.cpp
-may leave out take Hugging Face's defaults (no separate KV head count means multi-head attention, no
-rope base means 10000). Word embeddings are tied exactly when the file has no `output.weight`.
-`rope_theta` is written in the classic form, which transformers 4 and 5 and our own loader all read.
+Every hyper-parameter the model needs is in the GGUF under `<architecture>.*` (`llama.*`, `qwen2.*`);
+the ones llama.cpp may leave out take Hugging Face's defaults (no separate KV head count means
+multi-head attention, no rope base means 10000). Word embeddings are tied exactly when the file has no
+`output.weight`. `rope_theta` is written in the classic form, which transformers 4 and 5 and our own
+loader all read. A `qwen2` file is `Qwen2ForCausalLM` (biases on Q, K and V, no sliding window: the
+GGUF keeps none).
 
 Imports only the standard library, this package and the public `sarathi_sdk` API.
 """
@@ -28,13 +30,14 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
     head_dim = file.hparam("attention.key_length", hidden // heads)
     rotary_dim = file.hparam("rope.dimension_count", head_dim)
     if rotary_dim != head_dim:
-        raise ConfigError(f"{file.path.name}: partial rotary embeddings ({rotary_dim} of {head_dim}) are not Llama")
+        raise ConfigError(f"{file.path.name}: partial rotary embeddings ({rotary_dim} of {head_dim}) are not supported")
     names = {tensor.name for tensor in file.tensors}
     if "rope_freqs.weight" in names:
         raise ConfigError(f"{file.path.name}: Llama 3.1 rope frequency factors (rope_freqs) are not supported yet")
+    qwen2 = file.architecture == "qwen2"
     config: dict[str, Any] = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": ["Qwen2ForCausalLM" if qwen2 else "LlamaForCausalLM"],
+        "model_type": "qwen2" if qwen2 else "llama",
         "vocab_size": _vocab_size(file),
         "hidden_size": hidden,
         "intermediate_size": _required(file, "feed_forward_length"),
@@ -51,6 +54,8 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
         "tie_word_embeddings": "output.weight" not in names,
         "torch_dtype": STORED_DTYPE,
     }
+    if qwen2:
+        config["use_sliding_window"] = False
     if (rope_scaling := _rope_scaling(file)) is not None:
         config["rope_scaling"] = rope_scaling
     config.update(special_token_ids(file))

@@ -1,10 +1,12 @@
-"""Opening a GGUF file: its metadata as plain Python values and its tensors, checked to be Llama.
+"""Opening a GGUF file: its metadata as plain Python values and its tensors, checked to be of an
+architecture the converter maps.
 
 GGUF (llama.cpp's format) keeps the hyper-parameters, the tokenizer and the chat template as typed
 key-value metadata, and each tensor in its own quantization. The `gguf` package parses it (memory-
 mapped, so opening reads only the header); this module turns its fields into a dict and refuses, with
-a `ConfigError`, a file that is not a Llama-architecture model: the only kind the converter can map
-onto Hugging Face's `LlamaForCausalLM`.
+a `ConfigError` naming the supported ones, a file of an architecture the converter cannot map onto a
+Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`:
+`Qwen2ForCausalLM`), before any weight is read.
 
 Imports gguf, the standard library and the public `sarathi_sdk` API.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from sarathi_sdk import ConfigError
 
-SUPPORTED_ARCHITECTURES = ("llama",)
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def open_gguf(path: Path) -> GGUFFile:
     architecture = metadata.get("general.architecture")
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise ConfigError(
-            f"{path.name} is a {architecture!r} model; only Llama-architecture GGUF files "
-            f"({', '.join(SUPPORTED_ARCHITECTURES)}) can be converted"
+            f"{path.name} is a {architecture!r} model; only GGUF files of these architectures can be "
+            f"converted: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
     return GGUFFile(path=path, metadata=metadata, tensors=list(reader.tensors))

@@ -5,10 +5,10 @@ sentencepiece scores, the special token ids and the chat template, but not the t
 those are named by `tokenizer.ggml.pre`, and llama.cpp keeps the regular expressions in its own code.
 Two tokenizer kinds are rebuilt with the `tokenizers` library:
 
-- `gpt2`: byte-level BPE (GPT-2, SmolLM, Llama 3); the pre-tokenizer is the one the original
+- `gpt2`: byte-level BPE (GPT-2, SmolLM, Llama 3, Qwen2); the pre-tokenizer is the one the original
   tokenizer.json of the named `pre` type has (GPT-2's regex, digits split one by one first for the
-  StarCoder/SmolLM family, Llama 3's regex), as llama.cpp's regexes for that type say; an unknown `pre`
-  is a `ConfigError` rather than a silent mis-split;
+  StarCoder/SmolLM family, Llama 3's regex, Qwen2's: Llama 3's with single digits), as llama.cpp's
+  regexes for that type say; an unknown `pre` is a `ConfigError` rather than a silent mis-split;
 - `llama`: sentencepiece BPE with byte fallback (Llama 1/2, Mistral), in the layout transformers'
   Llama converter writes; merges are recovered from the scores (a sentencepiece piece's score is its
   merge priority).
@@ -35,6 +35,9 @@ LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+QWEN2_PRE = ("qwen2", "deepseek-r1-qwen")
+QWEN2_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+"""Qwen2's pre-tokenizer: Llama 3's expression with digits one by one (llama.cpp's QWEN2 type)."""
 GPT2_PRE = ("default", "gpt2", "gpt-2", "mpt", "olmo", "jais")
 DIGIT_PRE = ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva")
 """llama.cpp splits digits one by one before applying GPT-2's regex for these."""
@@ -93,9 +96,9 @@ def _byte_level(file: GGUFFile) -> Any:
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
-    elif pre in LLAMA3_PRE:
+    elif pre in LLAMA3_PRE or pre in QWEN2_PRE:
         steps = [
-            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT if pre in LLAMA3_PRE else QWEN2_SPLIT), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     else:

@@ -1,13 +1,15 @@
-"""The tensors of a Llama GGUF as a Hugging Face `LlamaForCausalLM` state dict (numpy, fp32).
+"""The tensors of a Llama or Qwen2 GGUF as a Hugging Face `LlamaForCausalLM` / `Qwen2ForCausalLM`
+state dict (numpy, fp32).
 
 Three things separate the two layouts:
 
 - names: llama.cpp's `blk.N.attn_q.weight` is HF's `model.layers.N.self_attn.q_proj.weight`, and so on;
 - quantization: every GGUF type the `gguf` package knows (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, the K-quants,
   F16, BF16, F32) is dequantized with its `dequantize`, row by row as stored;
-- rotary layout: llama.cpp's converter permutes the rows of the Q and K projections so that each head's
-  rotary pairs are adjacent (interleaved rope) instead of split in halves as HF computes them. Each
-  head's rows are stored as (half, pair) and read here as (pair, half), which is the inverse.
+- rotary layout: for `llama` files, llama.cpp's converter permutes the rows of the Q and K projections
+  so that each head's rotary pairs are adjacent (interleaved rope) instead of split in halves as HF
+  computes them. Each head's rows are stored as (half, pair) and read here as (pair, half), which is
+  the inverse. `qwen2` files keep HF's rows (llama.cpp runs them with rotate-half, "neox", rope).
 
 An unknown tensor name is a `ConfigError`: silently dropping a tensor would give a model that loads
 and talks nonsense.
@@ -55,9 +57,9 @@ def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator
         name, kind = hf_name(tensor.name)
         # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
         array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
-        if kind == "attn_q":
+        if kind == "attn_q" and permuted_rope(file):
             array = unpermute_rope_rows(array, num_heads)
-        elif kind == "attn_k":
+        elif kind == "attn_k" and permuted_rope(file):
             array = unpermute_rope_rows(array, num_kv_heads)
         yield name, array
 
@@ -71,6 +73,11 @@ def hf_name(gguf_name: str) -> tuple[str, str]:
         raise ConfigError(f"GGUF tensor {gguf_name!r} has no place in a LlamaForCausalLM")
     layer, kind, suffix = match.groups()
     return f"model.layers.{layer}.{LAYER_NAMES[kind]}.{suffix}", kind
+
+
+def permuted_rope(file: GGUFFile) -> bool:
+    """Whether llama.cpp's converter permuted the file's Q and K rows (its `llama` architecture)."""
+    return file.architecture == "llama"
 
 
 def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
@@ -101,7 +108,7 @@ def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> I
         blocks = fast_blocks(np.asarray(tensor.data), tensor.tensor_type)
         prefix = "q4" if blocks.bits == 4 else "u8"
         arrays = {prefix: blocks.codes, f"{prefix}_scale": blocks.scale, f"{prefix}_min": blocks.minimum}
-        if kind in ("attn_q", "attn_k"):
+        if kind in ("attn_q", "attn_k") and permuted_rope(file):
             heads = num_heads if kind == "attn_q" else num_kv_heads
             arrays = {key: unpermute_rope_rows(a, heads) for key, a in arrays.items()}
         if "q4" in arrays:

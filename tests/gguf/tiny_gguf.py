@@ -15,7 +15,7 @@ import gguf
 import numpy as np
 import sentencepiece
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from tests.gguf.kquants import quantize_k, quantize_q6_k
 
@@ -42,6 +42,17 @@ def random_llama(vocab_size: int, tie: bool = False, hidden_size: int = 64, inte
         rope_theta=50000.0, tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def random_qwen2(vocab_size: int) -> Qwen2ForCausalLM:
+    """Two layers, 4 query and 2 KV heads, biases on Q, K and V."""
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=50000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, use_sliding_window=False,
+    )
+    return Qwen2ForCausalLM(config).eval()
 
 
 def permute_for_gguf(weight: np.ndarray, num_heads: int) -> np.ndarray:
@@ -75,7 +86,7 @@ def write_llama_gguf(
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
     _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
     writer.add_chat_template(CHAT_TEMPLATE)
-    for name, array in gguf_tensors(model):
+    for name, array in gguf_tensors(model, permute=architecture == "llama"):
         qtype = (quant or {}).get(name, gguf.GGMLQuantizationType.F32)
         if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, array)
@@ -92,8 +103,9 @@ def write_llama_gguf(
     writer.close()
 
 
-def gguf_tensors(model: LlamaForCausalLM):
-    """(GGUF name, fp32 array as llama.cpp stores it) of every tensor of `model`."""
+def gguf_tensors(model, permute: bool = True):
+    """(GGUF name, fp32 array as llama.cpp stores it) of every tensor of `model`; its converter permutes
+    the Q and K rows of `llama` files only (a `qwen2` file keeps them)."""
     config = model.config
     for name, tensor in model.state_dict().items():
         array = tensor.float().numpy()
@@ -106,12 +118,12 @@ def gguf_tensors(model: LlamaForCausalLM):
                 yield "output.weight", array
         else:
             _, _, layer, rest = name.split(".", 3)
-            module = rest.rsplit(".", 1)[0]
-            if module == "self_attn.q_proj":
+            module, suffix = rest.rsplit(".", 1)
+            if permute and module == "self_attn.q_proj":
                 array = permute_for_gguf(array, config.num_attention_heads)
-            elif module == "self_attn.k_proj":
+            elif permute and module == "self_attn.k_proj":
                 array = permute_for_gguf(array, config.num_key_value_heads)
-            yield f"blk.{layer}.{LAYER_NAMES[module]}.weight", array
+            yield f"blk.{layer}.{LAYER_NAMES[module]}.{suffix}", array
 
 
 def _add_sentencepiece_vocab(writer: gguf.GGUFWriter, sp_model: Path, pre: str | None) -> None:
