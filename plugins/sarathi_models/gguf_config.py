@@ -7,7 +7,8 @@ multi-head attention, no rope base means 10000). Word embeddings are tied exactl
 loader all read. A `qwen2` file is `Qwen2ForCausalLM` (biases on Q, K and V, no sliding window: the
 GGUF keeps none).
 
-Imports only the standard library, this package and the public `sarathi_sdk` API.
+Imports only the standard library, numpy (when a file has rope_freqs), this package and the public
+`sarathi_sdk` API.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
     if rotary_dim != head_dim:
         raise ConfigError(f"{file.path.name}: partial rotary embeddings ({rotary_dim} of {head_dim}) are not supported")
     names = {tensor.name for tensor in file.tensors}
-    if "rope_freqs.weight" in names:
-        raise ConfigError(f"{file.path.name}: Llama 3.1 rope frequency factors (rope_freqs) are not supported yet")
     qwen2 = file.architecture == "qwen2"
     config: dict[str, Any] = {
         "architectures": ["Qwen2ForCausalLM" if qwen2 else "LlamaForCausalLM"],
@@ -58,6 +57,8 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
         config["use_sliding_window"] = False
     if (rope_scaling := _rope_scaling(file)) is not None:
         config["rope_scaling"] = rope_scaling
+    if (factors := _rope_freqs(file)) is not None:
+        config["rope_scaling"] = llama3_rope_scaling(factors, config["rope_theta"], head_dim, file.path.name)
     config.update(special_token_ids(file))
     return config
 
@@ -82,6 +83,69 @@ def _rope_scaling(file: GGUFFile) -> dict[str, Any] | None:
     if kind == "linear":
         return {"rope_type": "linear", "factor": float(file.hparam("rope.scaling.factor", 1.0))}
     raise ConfigError(f"{file.path.name}: rope scaling {kind!r} is not supported")
+
+
+def _rope_freqs(file: GGUFFile) -> list[float] | None:
+    """The `rope_freqs.weight` tensor (Llama 3.1's files): a divisor per rotary frequency, or None."""
+    import numpy as np
+
+    for tensor in file.tensors:
+        if tensor.name == "rope_freqs.weight":
+            return [float(v) for v in np.asarray(tensor.data, dtype=np.float64).ravel()]
+    return None
+
+
+def llama3_rope_scaling(factors: list[float], theta: float, head_dim: int, name: str) -> dict[str, Any]:
+    """Llama 3's rope scaling (transformers' `rope_type: llama3`) that divides each frequency by the
+    file's factor for it, as llama.cpp's converter computed them from that scaling.
+
+    Frequencies of wavelength below original / high_freq_factor keep a factor 1, those above
+    original / low_freq_factor take `factor`, and between them 1 / factor_i = (1 - s) / factor + s with
+    s = (original / wavelength - low) / (high - low), linear in 1 / wavelength: two factors in between
+    give its slope and intercept. The three lengths are fixed only up to a common scale, so low is
+    set to 1. The scaling found must give back every factor (to fp32 precision), else ConfigError."""
+    import math
+
+    freqs = [theta ** (-2 * i / head_dim) for i in range(len(factors))]
+    wavelengths = [2 * math.pi / f for f in freqs]
+    factor = max(factors)
+    if factor <= 1.0:
+        raise ConfigError(f"{name}: rope_freqs without any frequency scaled down are not Llama 3's scaling")
+    between = [(w, f) for w, f in zip(wavelengths, factors) if 1.0 + 1e-6 < f < factor * (1 - 1e-6)]
+    if len(between) >= 2:
+        (w0, f0), (w1, f1) = between[0], between[-1]
+        s0, s1 = ((1 / f - 1 / factor) / (1 - 1 / factor) for f in (f0, f1))
+        slope = (s1 - s0) / (1 / w1 - 1 / w0)  # original / (high - low)
+        intercept = s0 - slope / w0  # -low / (high - low)
+        high = 1 - 1 / intercept
+        original = slope * (high - 1)
+    else:  # one factor in between, or none: the lengths are free within the bands the factors show
+        original = min(w for w, f in zip(wavelengths, factors) if f >= factor * (1 - 1e-6)) * (1 - 1e-6)
+        if between:
+            (w0, f0), = between
+            high = 1 + (original / w0 - 1) / ((1 / f0 - 1 / factor) / (1 - 1 / factor))
+        else:
+            short = max((w for w, f in zip(wavelengths, factors) if f <= 1.0 + 1e-6), default=min(wavelengths) / 2)
+            high = original / (short * (1 + 1e-6))
+    scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": high,
+               "original_max_position_embeddings": original}
+    for wavelength, want in zip(wavelengths, factors):
+        if abs(_llama3_factor(wavelength, scaling) - want) > 1e-5 * want:
+            raise ConfigError(f"{name}: rope_freqs are not Llama 3's rope scaling (at wavelength {wavelength:.1f}: "
+                              f"{want} where the closest scaling gives {_llama3_factor(wavelength, scaling)})")
+    return scaling
+
+
+def _llama3_factor(wavelength: float, scaling: dict[str, Any]) -> float:
+    """The divisor Llama 3's scaling applies to the frequency of this wavelength (transformers' formula)."""
+    original, factor = scaling["original_max_position_embeddings"], scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    if wavelength < original / high:
+        return 1.0
+    if wavelength > original / low:
+        return float(factor)
+    smooth = (original / wavelength - low) / (high - low)
+    return 1 / ((1 - smooth) / factor + smooth)
 
 
 def _vocab_size(file: GGUFFile) -> int:

@@ -28,6 +28,9 @@ from sarathi_sdk import ConfigError
 
 from .gguf_file import GGUFFile
 
+NOT_WEIGHTS = frozenset({"rope_freqs.weight"})
+"""Tensors that are settings, not weights: Llama 3.1's rope frequency factors become config.json's
+`rope_scaling` (`gguf_config`)."""
 GLOBAL_NAMES = {
     "token_embd.weight": "model.embed_tokens.weight",
     "output_norm.weight": "model.norm.weight",
@@ -54,6 +57,8 @@ def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator
     import gguf
 
     for tensor in file.tensors:
+        if tensor.name in NOT_WEIGHTS:
+            continue
         name, kind = hf_name(tensor.name)
         # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
         array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
@@ -102,7 +107,7 @@ def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> I
     from .gguf_blocks import FAST_TYPES, fast_blocks
 
     for tensor in file.tensors:
-        if tensor.tensor_type not in FAST_TYPES:
+        if tensor.tensor_type not in FAST_TYPES or tensor.name in NOT_WEIGHTS:
             continue
         name, kind = hf_name(tensor.name)
         blocks = fast_blocks(np.asarray(tensor.data), tensor.tensor_type)

@@ -33,13 +33,15 @@ LAYER_NAMES = {
 CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
 
 
-def random_llama(vocab_size: int, tie: bool = False, hidden_size: int = 64, intermediate_size: int = 96) -> LlamaForCausalLM:
+def random_llama(vocab_size: int, tie: bool = False, hidden_size: int = 64, intermediate_size: int = 96,
+                 rope_parameters: dict | None = None) -> LlamaForCausalLM:
     """Two layers, 4 query and 2 KV heads. K-quant files need the input sizes to be multiples of 256."""
     torch.manual_seed(0)
     config = LlamaConfig(
+        rope_parameters=rope_parameters or {"rope_type": "default", "rope_theta": 50000.0},
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5,
-        rope_theta=50000.0, tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
+        tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -53,6 +55,29 @@ def random_qwen2(vocab_size: int) -> Qwen2ForCausalLM:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, use_sliding_window=False,
     )
     return Qwen2ForCausalLM(config).eval()
+
+
+def llama3_rope_factors(config) -> np.ndarray | None:
+    """The `rope_freqs` tensor llama.cpp's converter writes for a Llama 3.1 config (a divisor per
+    frequency), or None for any other rope."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    if rope.get("rope_type") != "llama3":
+        return None
+    dim = config.hidden_size // config.num_attention_heads
+    freqs = 1.0 / (rope["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    original = rope["original_max_position_embeddings"]
+    low, high, factor = rope["low_freq_factor"], rope["high_freq_factor"], rope["factor"]
+    factors = []
+    for freq in freqs:
+        wavelength = 2 * np.pi / freq
+        if wavelength < original / high:
+            factors.append(1.0)
+        elif wavelength > original / low:
+            factors.append(factor)
+        else:
+            smooth = (original / wavelength - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def permute_for_gguf(weight: np.ndarray, num_heads: int) -> np.ndarray:
@@ -81,11 +106,13 @@ def write_llama_gguf(
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_rope_freq_base(50000.0)
+    writer.add_rope_freq_base(float((getattr(config, "rope_parameters", None) or {}).get("rope_theta", 50000.0)))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
     _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
     writer.add_chat_template(CHAT_TEMPLATE)
+    if (factors := llama3_rope_factors(config)) is not None:
+        writer.add_tensor("rope_freqs.weight", factors)
     for name, array in gguf_tensors(model, permute=architecture == "llama"):
         qtype = (quant or {}).get(name, gguf.GGMLQuantizationType.F32)
         if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
