@@ -19,6 +19,8 @@ from typing import Any
 
 from sarathi_sdk import ConfigError
 
+from .gguf_parts import gguf_parts
+
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
 
 
@@ -38,18 +40,30 @@ class GGUFFile:
         return self.metadata.get(f"{self.architecture}.{key}", default)
 
 
-def open_gguf(path: Path) -> GGUFFile:
+def _reader(path: Path) -> Any:
     import gguf
 
     try:
-        reader = gguf.GGUFReader(path)
+        return gguf.GGUFReader(path)
     except Exception as exc:  # a damaged file fails anywhere in gguf's parser, with any error type
         raise ConfigError(f"cannot read GGUF file {path}: {exc}") from exc
+
+
+def open_gguf(path: Path) -> GGUFFile:
+    """The model whose first (or only) file is `path`: its metadata and every part's tensors."""
+    reader = _reader(path)
     metadata = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    tensors = list(reader.tensors)
+    if int(metadata.get("split.count", 1)) > 1:
+        parts = gguf_parts(path)
+        if len(parts) != int(metadata["split.count"]) or parts[0] != path:
+            raise ConfigError(f"{path.name}: a split model is read from its first part, named as gguf-split names it")
+        for part in parts[1:]:
+            tensors += list(_reader(part).tensors)
     architecture = metadata.get("general.architecture")
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise ConfigError(
             f"{path.name} is a {architecture!r} model; only GGUF files of these architectures can be "
             f"converted: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
-    return GGUFFile(path=path, metadata=metadata, tensors=list(reader.tensors))
+    return GGUFFile(path=path, metadata=metadata, tensors=tensors)

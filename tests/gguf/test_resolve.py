@@ -60,7 +60,7 @@ def test_a_missing_path_is_a_config_error(tmp_path, name):
 
 def test_a_file_that_is_not_gguf_is_a_config_error(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"\0")
-    with pytest.raises(ConfigError, match="not a .gguf"):
+    with pytest.raises(ConfigError, match="not a GGUF"):
         resolve_through_plugins(tmp_path / "model.bin")
 
 

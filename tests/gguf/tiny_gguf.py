@@ -94,12 +94,13 @@ def write_llama_gguf(
     quant: dict[str, gguf.GGMLQuantizationType] | None = None,
     architecture: str = "llama",
     byte_level_pre: str | None = None,
+    split_max_tensors: int = 0,
 ) -> None:
     """Write `model` with the vocabulary of `sp_model`; `quant` maps GGUF names to a type (F32 else).
     `byte_level_pre` labels the vocabulary byte-level BPE with that pre-tokenizer instead (for files
     the converter must refuse)."""
     config = model.config
-    writer = gguf.GGUFWriter(str(path), architecture)
+    writer = gguf.GGUFWriter(str(path), architecture, split_max_tensors=split_max_tensors)
     writer.add_block_count(config.num_hidden_layers)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
