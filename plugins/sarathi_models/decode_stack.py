@@ -10,7 +10,8 @@ kernel slowed a step 1.7x whenever another thread of the process held an OpenMP 
 
 A model gets one only when every layer can: the CPU kernels built, the "cpu" attention backend, bf16,
 every linear layer packed (`PackedWeight`, as a GGUF Q4/Q8 file or `quantization="int4"` gives) and
-without bias. Otherwise (`None`) the Python layers run, as for every other step.
+without bias, and no Q/K norms (Qwen3's). Otherwise (`None`) the Python layers run, as for every other
+step.
 
 Imports torch and this package.
 """
@@ -33,7 +34,7 @@ from .quant import PackedWeight, takes_quantized_kernel
 def build_decode_stack(config: ModelConfig, layers: Any, attention: AttentionBackend) -> Any | None:
     """The C++ stack of `layers` (the Llama decoder layers, KV caches attached), or None (see above)."""
     fused = kernels()
-    if fused is None or not isinstance(attention, CpuAttention):
+    if fused is None or not isinstance(attention, CpuAttention) or config.qk_norm:  # the stack has no Q/K norms
         return None
     tensors, windows = [], []
     for layer in layers:

@@ -4,8 +4,8 @@ Every hyper-parameter the model needs is in the GGUF under `<architecture>.*` (`
 the ones llama.cpp may leave out take Hugging Face's defaults (no separate KV head count means
 multi-head attention, no rope base means 10000). Word embeddings are tied exactly when the file has no
 `output.weight`. `rope_theta` is written in the classic form, which transformers 4 and 5 and our own
-loader all read. A `qwen2` file is `Qwen2ForCausalLM` (biases on Q, K and V, no sliding window: the
-GGUF keeps none).
+loader all read. A `qwen2` file is `Qwen2ForCausalLM` (biases on Q, K and V), a `qwen3` one
+`Qwen3ForCausalLM` (Q and K normalized per head); neither with a sliding window (the GGUF keeps none).
 
 Imports only the standard library, numpy (when a file has rope_freqs), this package and the public
 `sarathi_sdk` API.
@@ -19,6 +19,8 @@ from sarathi_sdk import ConfigError
 
 from .gguf_file import GGUFFile
 
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+"""The Hugging Face class of each GGUF architecture the converter maps."""
 STORED_DTYPE = "float32"
 """Dequantized weights are fp32 values (scale * quant + min, computed in fp32); storing them as fp32
 keeps them exactly, so a converted folder computes what the GGUF computes. bf16 would round away
@@ -33,10 +35,10 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
     if rotary_dim != head_dim:
         raise ConfigError(f"{file.path.name}: partial rotary embeddings ({rotary_dim} of {head_dim}) are not supported")
     names = {tensor.name for tensor in file.tensors}
-    qwen2 = file.architecture == "qwen2"
+    model_type = file.architecture  # llama, qwen2 or qwen3 (`gguf_file.SUPPORTED_ARCHITECTURES`)
     config: dict[str, Any] = {
-        "architectures": ["Qwen2ForCausalLM" if qwen2 else "LlamaForCausalLM"],
-        "model_type": "qwen2" if qwen2 else "llama",
+        "architectures": [ARCHITECTURES[model_type]],
+        "model_type": model_type,
         "vocab_size": _vocab_size(file),
         "hidden_size": hidden,
         "intermediate_size": _required(file, "feed_forward_length"),
@@ -53,7 +55,7 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
         "tie_word_embeddings": "output.weight" not in names,
         "torch_dtype": STORED_DTYPE,
     }
-    if qwen2:
+    if model_type != "llama":
         config["use_sliding_window"] = False
     if (rope_scaling := _rope_scaling(file)) is not None:
         config["rope_scaling"] = rope_scaling

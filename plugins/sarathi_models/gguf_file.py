@@ -5,8 +5,8 @@ GGUF (llama.cpp's format) keeps the hyper-parameters, the tokenizer and the chat
 key-value metadata, and each tensor in its own quantization. The `gguf` package parses it (memory-
 mapped, so opening reads only the header); this module turns its fields into a dict and refuses, with
 a `ConfigError` naming the supported ones, a file of an architecture the converter cannot map onto a
-Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`:
-`Qwen2ForCausalLM`), before any weight is read.
+Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`, `qwen3`:
+`Qwen2ForCausalLM`, `Qwen3ForCausalLM`), before any weight is read.
 
 Imports gguf, the standard library and the public `sarathi_sdk` API.
 """
@@ -21,7 +21,7 @@ from sarathi_sdk import ConfigError
 
 from .gguf_parts import gguf_parts
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,4 @@
-"""The tensors of a Llama or Qwen2 GGUF as a Hugging Face `LlamaForCausalLM` / `Qwen2ForCausalLM`
-state dict (numpy, fp32).
+"""The tensors of a Llama, Qwen2 or Qwen3 GGUF as the Hugging Face model's state dict (numpy, fp32).
 
 Three things separate the two layouts:
 
@@ -9,7 +8,8 @@ Three things separate the two layouts:
 - rotary layout: for `llama` files, llama.cpp's converter permutes the rows of the Q and K projections
   so that each head's rotary pairs are adjacent (interleaved rope) instead of split in halves as HF
   computes them. Each head's rows are stored as (half, pair) and read here as (pair, half), which is
-  the inverse. `qwen2` files keep HF's rows (llama.cpp runs them with rotate-half, "neox", rope).
+  the inverse. `qwen2` and `qwen3` files keep HF's rows (llama.cpp runs them with rotate-half, "neox",
+  rope).
 
 An unknown tensor name is a `ConfigError`: silently dropping a tensor would give a model that loads
 and talks nonsense.
@@ -46,6 +46,8 @@ LAYER_NAMES = {
     "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
 }
 QUANTIZED_FILE = "quantized.safetensors"
 """Written beside model.safetensors: the file's quantized tensors, as `quantized_state_dict` yields them."""

@@ -34,6 +34,9 @@ class LlamaAttention(nn.Module):
             bias=config.qkv_bias,
         )
         self.o_proj = Linear(config.num_heads * d, config.hidden_size, bias=config.o_bias)
+        # Qwen3: each head's query and key normalized over D (weights [D]) before the rotary embedding
+        self.q_norm = RMSNorm(d, config.rms_norm_eps) if config.qk_norm else None
+        self.k_norm = RMSNorm(d, config.rms_norm_eps) if config.qk_norm else None
         self.scale = d**-0.5
         self.sliding_window = config.sliding_windows[layer_index]
         self.context = context
@@ -47,8 +50,11 @@ class LlamaAttention(nn.Module):
         q, k, v = self.qkv_proj(x).split(
             [self.num_heads * d, self.num_kv_heads * d, self.num_kv_heads * d], dim=-1
         )  # [T, Hq*D], [T, Hkv*D], [T, Hkv*D]
-        q = apply_rotary(q.view(t, self.num_heads, d), cos, sin)  # [T, Hq, D]
-        k = apply_rotary(k.view(t, self.num_kv_heads, d), cos, sin)  # [T, Hkv, D]
+        if self.q_norm is not None and self.k_norm is not None:
+            q = self.q_norm(q.reshape(t * self.num_heads, d))  # [T Hq, D]
+            k = self.k_norm(k.reshape(t * self.num_kv_heads, d))  # [T Hkv, D]
+        q = apply_rotary(q.reshape(t, self.num_heads, d), cos, sin)  # [T, Hq, D]
+        k = apply_rotary(k.reshape(t, self.num_kv_heads, d), cos, sin)  # [T, Hkv, D]
         out = self.attention.forward(
             q, k, v.view(t, self.num_kv_heads, d), self.kv_cache, self.context.current,
             scale=self.scale, sliding_window=self.sliding_window,

@@ -18,7 +18,7 @@ from typing import Any
 
 from sarathi_sdk import ConfigError
 
-FAMILIES = ("llama", "mistral", "qwen2")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
 ROPE_TYPES = ("default", "linear", "llama3")
 
 
@@ -52,10 +52,12 @@ class ModelConfig:
     mlp_bias: bool = False
     sliding_windows: tuple[int | None, ...] = ()
     """Per layer: attend to the last `w` positions only, or None for full attention."""
+    qk_norm: bool = False
+    """Qwen3: an RMSNorm over each head's D of Q and of K, before the rotary embedding."""
 
     @classmethod
     def from_hf(cls, hf: Mapping[str, Any], family: str) -> ModelConfig:
-        """Read a config.json dict of an architecture of `family` ("llama", "mistral", "qwen2")."""
+        """Read a config.json dict of an architecture of `family` ("llama", "mistral", "qwen2", "qwen3")."""
         if family not in FAMILIES:
             raise ConfigError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
         act = hf.get("hidden_act", "silu")
@@ -78,6 +80,7 @@ class ModelConfig:
                 rope=_rope_config(hf),
                 tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
                 qkv_bias=family == "qwen2" or bool(hf.get("attention_bias", False)),
+                qk_norm=family == "qwen3",
                 o_bias=family == "llama" and bool(hf.get("attention_bias", False)),
                 mlp_bias=family == "llama" and bool(hf.get("mlp_bias", False)),
                 sliding_windows=_sliding_windows(hf, family, layers),
@@ -140,7 +143,7 @@ def _rope_config(hf: Mapping[str, Any]) -> RopeConfig:
 
 def _sliding_windows(hf: Mapping[str, Any], family: str, num_layers: int) -> tuple[int | None, ...]:
     """Window per layer as transformers applies it: Llama never; Mistral on every layer when
-    `sliding_window` is set; Qwen2 only with `use_sliding_window`, on the layers `layer_types` marks
+    `sliding_window` is set; Qwen2 and Qwen3 only with `use_sliding_window`, on the layers `layer_types` marks
     (or, without it, from `max_window_layers` on)."""
     window = hf.get("sliding_window")
     if family == "llama" or window is None:

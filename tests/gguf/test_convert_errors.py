@@ -11,7 +11,7 @@ from tests.gguf.tiny_gguf import random_llama, write_llama_gguf
 
 def test_a_non_llama_gguf_is_a_config_error(sp_model, tmp_path):
     write_llama_gguf(tmp_path / "gpt2.gguf", random_llama(1000), sp_model, architecture="gpt2")
-    with pytest.raises(ConfigError, match="architectures can be converted: llama, qwen2"):
+    with pytest.raises(ConfigError, match="architectures can be converted: llama, qwen2, qwen3"):
         convert_gguf(tmp_path / "gpt2.gguf", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

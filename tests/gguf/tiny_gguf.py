@@ -15,7 +15,7 @@ import gguf
 import numpy as np
 import sentencepiece
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from tests.gguf.kquants import quantize_k, quantize_q6_k
 
@@ -29,6 +29,8 @@ LAYER_NAMES = {
     "mlp.gate_proj": "ffn_gate",
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
 }
 CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
 
@@ -55,6 +57,22 @@ def random_qwen2(vocab_size: int) -> Qwen2ForCausalLM:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, use_sliding_window=False,
     )
     return Qwen2ForCausalLM(config).eval()
+
+
+def random_qwen3(vocab_size: int) -> Qwen3ForCausalLM:
+    """Two layers, 4 query and 2 KV heads of 32 dims (hidden / heads is 16), Q and K normalized."""
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=50000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    )
+    model = Qwen3ForCausalLM(config).eval()
+    with torch.no_grad():  # norms of ones would hide a norm read from the wrong place
+        for name, parameter in model.named_parameters():
+            if name.endswith(("q_norm.weight", "k_norm.weight")):
+                parameter.uniform_(0.5, 1.5)
+    return model
 
 
 def llama3_rope_factors(config) -> np.ndarray | None:
@@ -109,7 +127,10 @@ def write_llama_gguf(
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_rope_freq_base(float((getattr(config, "rope_parameters", None) or {}).get("rope_theta", 50000.0)))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
     _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
     writer.add_chat_template(CHAT_TEMPLATE)
     if (factors := llama3_rope_factors(config)) is not None:

@@ -52,8 +52,10 @@ VARIANTS = {
             "max_shard_size": "40KB",
         },
     ),
+    # Q and K normalized per head before rope; head_dim 32 where hidden / heads is 16; tied head.
+    "qwen3": ("Qwen3ForCausalLM", {"head_dim": 32, "tie_word_embeddings": True}),
 }
-ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3")
+ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3", "qwen3")
 
 
 @pytest.fixture(scope="session")

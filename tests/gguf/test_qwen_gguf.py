@@ -1,6 +1,7 @@
-"""`qwen2` GGUF files: a random transformers Qwen2 written as llama.cpp's converter writes it (Q and K
-rows not permuted, biases on Q, K and V) converts back to the same model and serves its greedy tokens;
-Qwen2's byte-level pre-tokenizer splits digits one by one where Llama 3's groups three."""
+"""`qwen2` and `qwen3` GGUF files: a random transformers Qwen2 (biases on Q, K and V) or Qwen3 (Q and K
+normalized per head, head_dim apart from hidden / heads) written as llama.cpp's converter writes it
+(Q and K rows not permuted) converts back to the same model and serves its greedy tokens; Qwen2's
+byte-level pre-tokenizer splits digits one by one where Llama 3's groups three."""
 
 from __future__ import annotations
 
@@ -17,26 +18,30 @@ from sarathi_models.gguf import convert_gguf
 from sarathi_models.gguf_file import GGUFFile
 from sarathi_models.gguf_tokenizer import build_tokenizer
 from sarathi_sdk import Engine, SamplingParams
-from tests.gguf.tiny_gguf import random_qwen2, write_llama_gguf
+from tests.gguf.tiny_gguf import random_qwen2, random_qwen3, write_llama_gguf
 
 PROMPT = "def main():\n    return 0"
 
 
-@pytest.fixture(scope="module")
-def tiny_qwen2(sp_model, tmp_path_factory):
-    """(reference model, its GGUF file, the converted folder)."""
-    model = random_qwen2(sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).get_piece_size())
-    folder = tmp_path_factory.mktemp("qwen2")
-    write_llama_gguf(folder / "tiny.gguf", model, sp_model, architecture="qwen2")
+BUILDERS = {"qwen2": random_qwen2, "qwen3": random_qwen3}
+
+
+@pytest.fixture(scope="module", params=["qwen2", "qwen3"])
+def tiny_qwen2(request, sp_model, tmp_path_factory):
+    """(reference model, its GGUF file, the converted folder), of each architecture."""
+    model = BUILDERS[request.param](sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).get_piece_size())
+    folder = tmp_path_factory.mktemp(request.param)
+    write_llama_gguf(folder / "tiny.gguf", model, sp_model, architecture=request.param)
     return model, folder / "tiny.gguf", convert_gguf(folder / "tiny.gguf", folder / "converted")
 
 
-def test_a_qwen2_file_converts_to_the_same_model(tiny_qwen2):
+def test_a_qwen_file_converts_to_the_same_model(tiny_qwen2):
     reference, _, folder = tiny_qwen2
     config = json.loads((folder / "config.json").read_text())
-    assert config["architectures"] == ["Qwen2ForCausalLM"] and config["use_sliding_window"] is False
+    architecture = type(reference).__name__
+    assert config["architectures"] == [architecture] and config["use_sliding_window"] is False
     converted = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    assert type(converted).__name__ == "Qwen2ForCausalLM"
+    assert type(converted).__name__ == architecture
     for name, tensor in reference.state_dict().items():
         assert torch.equal(converted.state_dict()[name], tensor), name
     ids = torch.randint(3, reference.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(0))
@@ -44,7 +49,7 @@ def test_a_qwen2_file_converts_to_the_same_model(tiny_qwen2):
         torch.testing.assert_close(converted(ids).logits, reference(ids).logits)
 
 
-async def test_the_engine_serves_a_qwen2_file_with_the_original_greedy_tokens(tiny_qwen2, tmp_path, monkeypatch):
+async def test_the_engine_serves_a_qwen_file_with_the_original_greedy_tokens(tiny_qwen2, tmp_path, monkeypatch):
     reference, path, _ = tiny_qwen2
     monkeypatch.setenv("SARATHI_CACHE_DIR", str(tmp_path / "cache"))
     params = SamplingParams(max_tokens=20, temperature=0, ignore_eos=True)
