@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import sentencepiece
-import torch
 
 from sarathi_sdk import Engine, SamplingParams
-from tests.gguf.tiny_gguf import random_llama, write_llama_gguf
+from tests.gguf.tiny_gguf import random_llama, reference_greedy, write_llama_gguf
 
 PROMPT = "def main():\n    return 0"
 
@@ -23,9 +22,6 @@ async def test_engine_serves_a_gguf_file_with_the_original_greedy_tokens(sp_mode
         async with Engine(str(tmp_path / "tiny.gguf"), dtype="float32", token_budget=8) as engine:
             prompt_ids = engine.tokenizer.encode(PROMPT)
             streamed = [o async for o in engine.generate(PROMPT, params)]
-    ids = torch.tensor([prompt_ids])
-    with torch.no_grad():
-        want = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                                  min_new_tokens=20)[0, len(prompt_ids):].tolist()
+    want = reference_greedy(reference, prompt_ids, 20)
     assert [t for o in streamed for t in o.token_ids] == want
     assert "".join(o.text for o in streamed) == engine.tokenizer.decode(want)

@@ -9,10 +9,9 @@ import shutil
 
 import pytest
 import sentencepiece
-import torch
 
 from sarathi_sdk import ConfigError, Engine, SamplingParams
-from tests.gguf.tiny_gguf import random_llama, write_llama_gguf
+from tests.gguf.tiny_gguf import random_llama, reference_greedy, write_llama_gguf
 
 PARAMS = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
 
@@ -30,11 +29,8 @@ async def greedy(path) -> list[int]:
 
 
 def expected(reference, sp_model) -> list[int]:
-    ids = torch.tensor([[1, *sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).encode("def main():")]])
-    with torch.no_grad():
-        out = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, min_new_tokens=12,
-                                 do_sample=False)
-    return out[0, ids.shape[1]:].tolist()
+    prompt = [1, *sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).encode("def main():")]  # BOS first
+    return reference_greedy(reference, prompt, 12)
 
 
 async def test_a_split_model_runs_from_any_of_its_parts(reference, sp_model, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM
 from sarathi_models.gguf import convert_gguf
 from sarathi_models.gguf_config import llama3_rope_scaling
 from sarathi_sdk import ConfigError, Engine, SamplingParams
-from tests.gguf.tiny_gguf import llama3_rope_factors, random_llama, write_llama_gguf
+from tests.gguf.tiny_gguf import reference_greedy, llama3_rope_factors, random_llama, write_llama_gguf
 
 
 def llama31(original: int) -> dict:
@@ -51,11 +51,7 @@ async def test_the_engine_serves_a_llama31_file_with_the_original_greedy_tokens(
         async with Engine(str(tmp_path / "tiny.gguf"), dtype="float32", token_budget=8) as engine:
             prompt_ids = engine.tokenizer.encode("def main():\n    return 0")
             out = await engine.complete(prompt_ids, params)
-    ids = torch.tensor([prompt_ids])
-    with torch.no_grad():
-        want = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                                  min_new_tokens=20)[0, len(prompt_ids):].tolist()
-    assert list(out.token_ids) == want
+    assert list(out.token_ids) == reference_greedy(reference, prompt_ids, 20)
 
 
 def test_factors_of_real_llama31_are_found_back():

@@ -18,7 +18,7 @@ from sarathi_models.gguf import convert_gguf
 from sarathi_models.gguf_file import GGUFFile
 from sarathi_models.gguf_tokenizer import build_tokenizer
 from sarathi_sdk import Engine, SamplingParams
-from tests.gguf.tiny_gguf import random_qwen2, random_qwen3, write_llama_gguf
+from tests.gguf.tiny_gguf import reference_greedy, random_qwen2, random_qwen3, write_llama_gguf
 
 PROMPT = "def main():\n    return 0"
 
@@ -57,11 +57,7 @@ async def test_the_engine_serves_a_qwen_file_with_the_original_greedy_tokens(tin
         async with Engine(str(path), dtype="float32", token_budget=8) as engine:
             prompt_ids = engine.tokenizer.encode(PROMPT)
             out = await engine.complete(prompt_ids, params)
-    ids = torch.tensor([prompt_ids])
-    with torch.no_grad():
-        want = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                                  min_new_tokens=20)[0, len(prompt_ids):].tolist()
-    assert list(out.token_ids) == want
+    assert list(out.token_ids) == reference_greedy(reference, prompt_ids, 20)
 
 
 @pytest.mark.parametrize(("pre", "digits"), [("qwen2", ["1", "2", "3", "4", "5"]), ("llama-bpe", ["123", "45"])])

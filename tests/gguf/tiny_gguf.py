@@ -199,3 +199,12 @@ def _add_sentencepiece_vocab(writer: gguf.GGUFWriter, sp_model: Path, pre: str |
     writer.add_eos_token_id(sp.eos_id())
     writer.add_unk_token_id(sp.unk_id())
     writer.add_add_bos_token(True)
+
+
+def reference_greedy(model, prompt_ids: list[int], count: int) -> list[int]:
+    """The transformers model's `count` greedy tokens after the prompt (no early stop at EOS)."""
+    ids = torch.tensor([prompt_ids])
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=count, min_new_tokens=count,
+                             do_sample=False)
+    return out[0, len(prompt_ids):].tolist()
