@@ -122,20 +122,24 @@ def llama3_rope_scaling(factors: list[float], theta: float, head_dim: int, name:
         high = 1 - 1 / intercept
         original = slope * (high - 1)
     else:  # one factor in between, or none: the lengths are free within the bands the factors show
-        original = min(w for w, f in zip(wavelengths, factors) if f >= factor * (1 - 1e-6)) * (1 - 1e-6)
+        # the largest whole length below the first wavelength scaled by `factor`
+        original = float(math.floor(min(w for w, f in zip(wavelengths, factors) if f >= factor * (1 - 1e-6)) * (1 - 1e-6)))
         if between:
             (w0, f0), = between
             high = 1 + (original / w0 - 1) / ((1 / f0 - 1 / factor) / (1 - 1 / factor))
         else:
             short = max((w for w, f in zip(wavelengths, factors) if f <= 1.0 + 1e-6), default=min(wavelengths) / 2)
             high = original / (short * (1 + 1e-6))
-    scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": high,
-               "original_max_position_embeddings": original}
-    for wavelength, want in zip(wavelengths, factors):
-        if abs(_llama3_factor(wavelength, scaling) - want) > 1e-5 * want:
-            raise ConfigError(f"{name}: rope_freqs are not Llama 3's rope scaling (at wavelength {wavelength:.1f}: "
-                              f"{want} where the closest scaling gives {_llama3_factor(wavelength, scaling)})")
-    return scaling
+    # config.json's original_max_position_embeddings is an integer: the round values where they fit
+    candidates = [(round(original), round(high, 4)), (round(original), high), (original, high)]
+    for length, band in candidates:
+        scaling = {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": band,
+                   "original_max_position_embeddings": length}
+        worst = max(abs(_llama3_factor(w, scaling) - f) / f for w, f in zip(wavelengths, factors))
+        if worst <= 1e-5:
+            return scaling
+    raise ConfigError(f"{name}: rope_freqs are not Llama 3's rope scaling (no scaling gives them back: off by "
+                      f"{worst:.2g} at best)")
 
 
 def _llama3_factor(wavelength: float, scaling: dict[str, Any]) -> float:

@@ -135,7 +135,7 @@ def _rope_config(hf: Mapping[str, Any]) -> RopeConfig:
             factor=float(params["factor"]),
             low_freq_factor=float(params["low_freq_factor"]),
             high_freq_factor=float(params["high_freq_factor"]),
-            original_max_position_embeddings=int(params["original_max_position_embeddings"]),
+            original_max_position_embeddings=round(float(params["original_max_position_embeddings"])),
         )
     except KeyError as exc:
         raise ConfigError(f"{rope_type} RoPE scaling lacks the field {exc.args[0]!r}") from None

