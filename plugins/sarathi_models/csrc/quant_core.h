@@ -139,6 +139,71 @@ void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t grou
   }
 }
 
+#if defined(SARATHI_AVX2)
+// `tile_pass` on AVX2 for a full pass of kRowsPerPass rows, chunk by chunk: each chunk's weights meet
+// every row's activations while they sit in registers (the rows' integer sums: Rows registers), and
+// the fp32 accumulators wait in memory. Holding a group's eight weight vectors and the accumulators in
+// AVX2's 16 registers spilled the weights, one load per product (load-bound at 16 rows); with few rows
+// the accumulators' round trip through memory costs more than it saves, so those keep `tile_pass`'s
+// own loop. The same integer sums and fp32 fma chain: the same bits.
+template <int Format, int Rows>
+void tile_pass_avx2_by_chunk(const uint8_t* codes, const uint16_t* scales, int64_t groups, const QuantizedRows& act,
+                             int64_t first_row, int64_t k, float* y) {
+  const __m256i low_nibble = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const int8_t* xq0 = act.codes.data() + first_row * k;
+  for (int half = 0; half < 2; ++half) {
+    alignas(32) float acc[Rows][8] = {};
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* gc = codes + g * kGroupBytes<Format> + half * 32;
+      const int8_t* xg = xq0 + g * kGroup;
+      auto activations = [&](int r, int s) {  // row r's inputs 4s .. 4s + 3 of the group, in every lane
+        int32_t quad;
+        std::memcpy(&quad, xg + r * k + 4 * s, 4);
+        return _mm256_set1_epi32(quad);
+      };
+      __m256i dot[Rows];
+      if (kCodeBits<Format> == 8) {
+        for (int r = 0; r < Rows; ++r) dot[r] = _mm256_setzero_si256();
+        for (int s = 0; s < 8; ++s) {
+          const __m256i w = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64)), flip);
+          const __m256i magnitude = _mm256_sign_epi8(w, w);
+          for (int r = 0; r < Rows; ++r) {
+            const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(activations(r, s), w));
+            dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(pairs, ones));
+          }
+        }
+        for (int r = 0; r < Rows; ++r)
+          dot[r] = _mm256_add_epi32(dot[r], _mm256_set1_epi32(128 * act.total[(first_row + r) * groups + g]));
+      } else {
+        __m256i pairs[Rows];
+        for (int r = 0; r < Rows; ++r) pairs[r] = _mm256_setzero_si256();
+        for (int s = 0; s < 4; ++s) {
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64));
+          const __m256i low = _mm256_and_si256(raw, low_nibble);
+          const __m256i high = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble);
+          for (int r = 0; r < Rows; ++r) {
+            pairs[r] = _mm256_add_epi16(pairs[r], _mm256_maddubs_epi16(low, activations(r, s)));
+            pairs[r] = _mm256_add_epi16(pairs[r], _mm256_maddubs_epi16(high, activations(r, s + 4)));
+          }
+        }
+        for (int r = 0; r < Rows; ++r) dot[r] = _mm256_madd_epi16(pairs[r], ones);
+      }
+      const uint16_t* gs = scales + g * kGroupScales<Format> + half * 8;
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gs)));
+      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gs + 16)));
+      for (int r = 0; r < Rows; ++r) {
+        const int64_t at = (first_row + r) * groups + g;
+        __m256 a = _mm256_load_ps(acc[r]);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), _mm256_mul_ps(d, _mm256_set1_ps(act.scale[at])), a);
+        _mm256_store_ps(acc[r], _mm256_fmadd_ps(m, _mm256_set1_ps(act.sum[at]), a));
+      }
+    }
+    for (int r = 0; r < Rows; ++r) std::memcpy(y + r * kTile + half * 8, acc[r], sizeof(acc[r]));
+  }
+}
+#endif
+
 // One tile's 16 outputs for `rows` activation rows (at most kRowsPerPass), into y [rows, 16] fp32.
 //
 // Every level computes the same bits: each group's dot product is an exact int32, and each output's
@@ -201,6 +266,10 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
   }
   for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(y + r * kTile, acc[r]);
 #elif defined(SARATHI_AVX2)
+  if constexpr (Rows == kRowsPerPass && !kHalves<Format>) {
+    tile_pass_avx2_by_chunk<Format, Rows>(codes, scales, groups, act, first_row, k, y);
+    return;
+  }
   // Half a tile (8 outputs, 32 bytes of each 64-byte chunk) at a time. `vpmaddubsw` multiplies
   // unsigned weight bytes by signed activation bytes into int16 pair sums, `vpmaddwd` by ones widens
   // them to int32, as llama.cpp's AVX2 Q4_1 x Q8_1 does. 4-bit: a pair sum is at most 2 x 15 x 127,
