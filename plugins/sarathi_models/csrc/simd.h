@@ -4,7 +4,6 @@
 
 #include "isa.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
