@@ -62,10 +62,8 @@ class TorchModelBackend:
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.attention: AttentionBackend = select_attention_backend(config, attention_backends, self.device)
         self.sampler: TokenSampler = sampler if sampler is not None else Sampler(seed=config.seed)
-        self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype)
-        self.num_quantized_layers = quantize_model(
-            self.model, config.model, config.quantization, self.device, self.dtype
-        )
+        self.model: CausalLM = load_model(config.model, architectures, self.device, self.dtype, config.quantization)
+        self.num_quantized_layers = quantize_model(self.model, config.quantization, self.device, self.dtype)
         prepack_model(self.model, self.device, self.dtype)
         self.kernel_variant = kernel_variant() if self.device.type == "cpu" else self.device.type
         """The CPU kernels' ISA level ("avx512", "avx2", "portable"), "torch" without them; for records."""

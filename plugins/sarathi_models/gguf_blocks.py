@@ -28,6 +28,8 @@ import numpy as np
 
 Q = gguf.GGMLQuantizationType
 FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K})
+FOUR_BIT_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q4_K})
+"""The fast types on the kernels' 4-bit path; the others take the 8-bit one."""
 
 
 @dataclass(frozen=True, slots=True)

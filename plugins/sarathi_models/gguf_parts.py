@@ -14,6 +14,8 @@ from pathlib import Path
 from sarathi_sdk import ConfigError
 
 MAGIC = b"GGUF"
+GGUF_INDEX = "gguf.json"
+"""In an index folder (`gguf.write_gguf_index`): {"files": [the model's GGUF files, first part first]}."""
 SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<number>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
 
 

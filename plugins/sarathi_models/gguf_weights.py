@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sarathi_sdk import ConfigError
 
 from .gguf_file import GGUFFile
+
+if TYPE_CHECKING:
+    from .gguf_blocks import FastBlocks
 
 NOT_WEIGHTS = frozenset({"rope_freqs.weight"})
 """Tensors that are settings, not weights: Llama 3.1's rope frequency factors become config.json's
@@ -51,24 +55,31 @@ LAYER_NAMES = {
 }
 QUANTIZED_FILE = "quantized.safetensors"
 """Written beside model.safetensors: the file's quantized tensors, as `quantized_state_dict` yields them."""
+ROWS_PER_READ = 4096
+"""A quantized tensor is read and turned into the kernels' form this many rows at a time (the default
+model's 49,152-row embedding: 2.5 MB of blocks a read instead of 30 MB and its temporaries)."""
 LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
 
 def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
     """(HF name, fp32 array in HF shape) for every tensor of the file."""
+    for tensor in file.tensors:
+        if tensor.name not in NOT_WEIGHTS:
+            yield dense_weight(file, tensor, num_heads, num_kv_heads)
+
+
+def dense_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) -> tuple[str, np.ndarray]:
+    """(HF name, fp32 array in HF shape) of one tensor of the file, dequantized."""
     import gguf
 
-    for tensor in file.tensors:
-        if tensor.name in NOT_WEIGHTS:
-            continue
-        name, kind = hf_name(tensor.name)
-        # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
-        array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
-        if kind == "attn_q" and permuted_rope(file):
-            array = unpermute_rope_rows(array, num_heads)
-        elif kind == "attn_k" and permuted_rope(file):
-            array = unpermute_rope_rows(array, num_kv_heads)
-        yield name, array
+    name, kind = hf_name(tensor.name)
+    # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
+    array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+    if kind == "attn_q" and permuted_rope(file):
+        array = unpermute_rope_rows(array, num_heads)
+    elif kind == "attn_k" and permuted_rope(file):
+        array = unpermute_rope_rows(array, num_kv_heads)
+    return name, array
 
 
 def hf_name(gguf_name: str) -> tuple[str, str]:
@@ -96,6 +107,33 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
     return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
+def fast_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) -> tuple[str, FastBlocks]:
+    """(HF name, the kernels' form) of one tensor of a type in `gguf_blocks.FAST_TYPES`, read from its
+    blocks; rows of Q and K un-permuted like the dequantized weights."""
+    from .gguf_blocks import FastBlocks, fast_blocks
+
+    name, kind = hf_name(tensor.name)
+    rows = int(tensor.shape[1])
+    blocks: FastBlocks | None = None
+    for start in range(0, rows, ROWS_PER_READ):
+        stop = min(rows, start + ROWS_PER_READ)
+        raw = tensor.rows(start, stop) if hasattr(tensor, "rows") else np.asarray(tensor.data)[start:stop]
+        part = fast_blocks(raw, tensor.tensor_type)  # rows [start, stop)
+        if blocks is None:
+            blocks = FastBlocks(codes=np.empty((rows, part.codes.shape[1]), np.uint8), bits=part.bits,
+                                scale=np.empty((rows, part.scale.shape[1]), np.float16),
+                                minimum=np.empty((rows, part.minimum.shape[1]), np.float16))
+        blocks.codes[start:stop], blocks.scale[start:stop], blocks.minimum[start:stop] = (
+            part.codes, part.scale, part.minimum)
+    assert blocks is not None, f"{tensor.name} has no rows"
+    if kind in ("attn_q", "attn_k") and permuted_rope(file):
+        heads = num_heads if kind == "attn_q" else num_kv_heads
+        blocks = FastBlocks(codes=unpermute_rope_rows(blocks.codes, heads), bits=blocks.bits,
+                            scale=unpermute_rope_rows(blocks.scale, heads),
+                            minimum=unpermute_rope_rows(blocks.minimum, heads))
+    return name.removesuffix(".weight"), blocks
+
+
 def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator[tuple[str, np.ndarray]]:
     """The tensors of a type the quantized kernels take (`gguf_blocks.FAST_TYPES`), read from their blocks.
 
@@ -104,22 +142,15 @@ def quantized_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> I
     [N, K/32], the weight being `scale * q + min` per group of 32 columns; of one on the 8-bit path
     (Q5_0, Q5_1, Q5_K, Q6_K, Q8_0), `W.u8` uint8 [N, K] codes with `W.u8_scale` and `W.u8_min` the same
     way (for Q6_K [N, K/16]: per half group).
-    Rows of Q and K are un-permuted like the dequantized weights.
     """
-    from .gguf_blocks import FAST_TYPES, fast_blocks
+    from .gguf_blocks import FAST_TYPES
 
     for tensor in file.tensors:
         if tensor.tensor_type not in FAST_TYPES or tensor.name in NOT_WEIGHTS:
             continue
-        name, kind = hf_name(tensor.name)
-        blocks = fast_blocks(np.asarray(tensor.data), tensor.tensor_type)
+        module, blocks = fast_weight(file, tensor, num_heads, num_kv_heads)
         prefix = "q4" if blocks.bits == 4 else "u8"
-        arrays = {prefix: blocks.codes, f"{prefix}_scale": blocks.scale, f"{prefix}_min": blocks.minimum}
-        if kind in ("attn_q", "attn_k") and permuted_rope(file):
-            heads = num_heads if kind == "attn_q" else num_kv_heads
-            arrays = {key: unpermute_rope_rows(a, heads) for key, a in arrays.items()}
-        if "q4" in arrays:
-            q = arrays["q4"]
-            arrays["q4"] = q[:, 0::2] | (q[:, 1::2] << 4)
+        codes = blocks.codes[:, 0::2] | (blocks.codes[:, 1::2] << 4) if blocks.bits == 4 else blocks.codes
+        arrays = {prefix: codes, f"{prefix}_scale": blocks.scale, f"{prefix}_min": blocks.minimum}
         for key, array in arrays.items():
-            yield f"{name}.{key}", np.ascontiguousarray(array)
+            yield f"{module}.weight.{key}", np.ascontiguousarray(array)

@@ -19,7 +19,7 @@ from sarathi_sdk import ConfigError
 
 from .cpu_ops import cpu_kernels
 from .prepack import PrepackedWeight, prepack
-from .quant import QuantizedWeight, takes_quantized_kernel
+from .quant import PackedWeight, QuantizedWeight, takes_quantized_kernel
 
 
 def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: str | None = None) -> None:
@@ -33,8 +33,9 @@ class Linear(nn.Module):
     """y = x W^T (+ b), W [out_features, in_features].
 
     `quantized`, when the loader sets it, is the same weight in a quantized form that small steps
-    read instead of W (see `quant`). `prepacked`, once `pack` ran, is W in oneDNN's layout, and the
-    plain W is gone (`weight` is None; see `prepack`).
+    read instead of W (see `quant`). W itself may be gone (`weight` is None) in two ways: a weight
+    stored quantized (`PackedWeight`) has no other copy, and larger steps dequantize it; or `pack` ran,
+    and W lives on in oneDNN's layout (`prepacked`, see `prepack`).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
@@ -50,6 +51,8 @@ class Linear(nn.Module):
             return y if self.bias is None else y + self.bias
         if self.prepacked is not None:
             return self.prepacked.matmul(x, self.bias)  # [T, out_features]
+        if self.weight is None and isinstance(self.quantized, PackedWeight):
+            return F.linear(x, self.quantized.dequantize(), self.bias)  # [T, out_features]
         return F.linear(x, self.weight, self.bias)  # [T, out_features]
 
     def pack(self) -> None:
@@ -82,13 +85,19 @@ class MergedLinear(Linear):
 
 
 class Embedding(nn.Module):
-    """Token id -> vector; its weight doubles as the LM head when embeddings are tied."""
+    """Token id -> vector; its weight doubles as the LM head when embeddings are tied.
+
+    A weight stored quantized (`quantized`, set by the loader) is the only copy (`weight` is None):
+    a lookup dequantizes the rows it needs."""
 
     def __init__(self, vocab_size: int, hidden_size: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(vocab_size, hidden_size), requires_grad=False)
+        self.weight: nn.Parameter | None = nn.Parameter(torch.empty(vocab_size, hidden_size), requires_grad=False)
+        self.quantized: PackedWeight | None = None
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.weight is None and self.quantized is not None:
+            return self.quantized.rows(ids)  # [T, H]
         return F.embedding(ids, self.weight)  # [T, H]
 
 

@@ -1,4 +1,4 @@
-"""Weight-only quantized matmuls for the CPU, kept beside the bf16 weights for steps of few rows.
+"""Weight-only quantized matmuls for the CPU, for steps of few rows.
 
 A decode step reads every weight for a handful of rows: its cost is bytes, so reading 4-bit weights
 instead of bf16 ones makes small steps several times cheaper, if the kernel keeps up with memory.
@@ -33,8 +33,11 @@ but not on accuracy: with whole prompts prefilled on int8 activations the defaul
 outliers that a group's int8 step blurs, and every later token attends to them). So a quantized
 `Linear` takes its kernel for steps of at most `QUANTIZED_MAX_ROWS` rows, decode steps and short
 prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
-GEMM on the bf16 weights kept beside (packed for oneDNN: see `prepack`). The quantized kernels need
-bf16 activations: an fp32 model is never quantized and stays exact.
+GEMM: on the weight a `PackedWeight` dequantizes for the step when it is the layer's only copy (a
+weight stored quantized: the dequantized bf16 values are exactly those a dense load of the file
+gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for oneDNN: see
+`prepack`). The quantized kernels need bf16 activations: an fp32 model is never quantized and stays
+exact.
 
 Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 """
@@ -54,6 +57,8 @@ TILE = 16
 """Output rows per tile of `PackedWeight`'s layout: one per 32-bit lane of a 512-bit register."""
 QUANTIZED_MAX_ROWS = 16
 """Steps of more rows run the bf16 GEMM (see the module docstring)."""
+TILES_PER_PACK = 256
+"""`pack_codes` lays out this many tiles (4,096 rows) at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,18 @@ class PackedWeight:
         return self.kernels.quant_matmul(x, self.codes, self.scales, self.out_features,  # type: ignore[attr-defined]
                                          float_out)
 
+    def dequantize(self) -> torch.Tensor:
+        """The weight as bf16 [N, K] (a transposed view of a fresh [K, N] tensor: see
+        `csrc/dequant_core.h`), for the steps too large for `matmul`."""
+        k = self.codes.shape[1] * GROUP_SIZE
+        transposed = torch.empty(k, self.out_features, dtype=torch.bfloat16)  # [K, N]
+        self.kernels.dequantize_transposed(self.codes, self.scales, self.out_features, transposed)  # type: ignore[attr-defined]
+        return transposed.t()  # [N, K]
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows `ids` [R] of the weight as bf16 [R, K]: an embedding lookup."""
+        return self.kernels.dequantize_rows(self.codes, self.scales, self.out_features, ids)  # type: ignore[attr-defined]
+
     @property
     def nbytes(self) -> int:
         return self.codes.nbytes + self.scales.nbytes
@@ -147,23 +164,29 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
     """
     n, k = codes.shape
     tiles, groups = -(-n // TILE), k // GROUP_SIZE
-    pad = tiles * TILE - n
-    padded = torch.nn.functional.pad(codes.to(torch.uint8), (0, 0, 0, pad))  # [T * 16, K]
-    quads = padded.view(tiles, TILE, groups, 8, 4)  # [T, lane, G, quad, j]
-    if bits == 4:
-        quads = quads[:, :, :, :4] | (quads[:, :, :, 4:] << 4)  # [T, lane, G, 4, 4]
-    tiled = quads.permute(0, 2, 3, 1, 4).reshape(tiles, groups, bits, 4 * TILE)  # [T, G, bits, 64]
+    halves = scale.shape[1] == 2 * groups and bits == 8  # per half group: d, m of inputs 0-15, then of 16-31
+    tiled = torch.empty(tiles, groups, bits, 4 * TILE, dtype=torch.uint8)  # [T, G, bits, 64]
+    scales = torch.empty(tiles, groups, 4 if halves else 2, TILE, dtype=torch.float16)  # [T, G, 2 or 4, 16]
+    for first in range(0, tiles, TILES_PER_PACK):  # in parts: no temporary as large as the weight
+        last = min(tiles, first + TILES_PER_PACK)
+        rows = slice(first * TILE, min(n, last * TILE))
+        pad = (last - first) * TILE - (rows.stop - rows.start)
+        padded = torch.nn.functional.pad(codes[rows].to(torch.uint8), (0, 0, 0, pad))  # [t * 16, K]
+        quads = padded.view(last - first, TILE, groups, 8, 4)  # [t, lane, G, quad, j]
+        if bits == 4:
+            quads = quads[:, :, :, :4] | (quads[:, :, :, 4:] << 4)  # [t, lane, G, 4, 4]
+        tiled[first:last] = quads.permute(0, 2, 3, 1, 4).reshape(last - first, groups, bits, 4 * TILE)
 
-    def per_tile(values: torch.Tensor) -> torch.Tensor:  # [N, G] -> [T, G, 16] fp16
-        padded_values = torch.nn.functional.pad(values.to(torch.float16), (0, 0, 0, pad))  # [T * 16, G]
-        return padded_values.view(tiles, TILE, groups).transpose(1, 2)
+        def per_tile(values: torch.Tensor) -> torch.Tensor:  # [rows, G'] -> [t, G', 16] fp16
+            padded_values = torch.nn.functional.pad(values[rows].to(torch.float16), (0, 0, 0, pad))  # [t * 16, G']
+            return padded_values.view(last - first, TILE, -1).transpose(1, 2)
 
-    if scale.shape[1] == 2 * groups and bits == 8:  # per half group: d, m of inputs 0-15, then of 16-31
-        halves = [per_tile(values[:, half::2]) for half in (0, 1) for values in (scale, minimum)]
-        scales = torch.stack(halves, dim=2).contiguous()  # [T, G, 4, 16]
-    else:
-        scales = torch.stack((per_tile(scale), per_tile(minimum)), dim=2).contiguous()  # [T, G, 2, 16]
-    return PackedWeight(codes=tiled.contiguous(), scales=scales, out_features=n, kernels=fused)
+        if halves:
+            for i, values in enumerate(v[:, half::2] for half in (0, 1) for v in (scale, minimum)):
+                scales[first:last, :, i] = per_tile(values)
+        else:
+            scales[first:last, :, 0], scales[first:last, :, 1] = per_tile(scale), per_tile(minimum)
+    return PackedWeight(codes=tiled, scales=scales, out_features=n, kernels=fused)
 
 
 def _check_groups(k: int) -> None:

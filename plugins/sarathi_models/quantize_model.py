@@ -1,75 +1,113 @@
-"""Give a loaded model's linear layers the weight forms the CPU kernels read: quantized, as
-`EngineConfig.quantization` asks (`quantize_model`), and packed for oneDNN (`prepack_model`).
+"""Give a model's linear layers the weight forms the CPU kernels read: quantized, as
+`EngineConfig.quantization` asks (`attach_stored` while loading, `quantize_model` after), and packed
+for oneDNN (`prepack_model`).
 
 - "auto": the weights a GGUF file stored as Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
-  (the converted folder's `quantized.safetensors`, see `gguf_blocks`) get a quantized kernel, as
-  stored (the embedding's form serves the tied LM head; the 8-bit path, which all but the 4-bit types
-  take, needs the CPU kernels); every other weight stays as loaded.
+  (read from the file, or a converted folder's `quantized.safetensors`: see `checkpoint`) get a
+  quantized kernel, as stored, and no dense copy (the embedding's form serves its lookups and the tied
+  LM head; the 8-bit path, which all but the 4-bit types take, needs the CPU kernels); every other
+  weight stays as loaded.
 - "int4" / "int8": as "auto", and every other linear weight (the tied LM head included) is quantized
   round-to-nearest: int4 in groups of 32, int8 per output channel.
 - "none": nothing is quantized.
 
 Quantized kernels run on bf16 activations on the CPU only (see `quant`): "auto" does nothing for
-another dtype or device, and "int4" / "int8" there are a ConfigError. The bf16 weights stay loaded
-beside the quantized ones (packed, below): steps of many rows (prefill chunks) run on them (see
-`quant`).
+another dtype or device, and "int4" / "int8" there are a ConfigError. Steps of many rows (prefill
+chunks) multiply bf16 weights (see `quant`): a stored weight dequantized for the step, a requantized
+one's original bf16 weight, kept beside it (packed, below).
 
 `prepack_model` then packs every bf16 CPU linear weight into oneDNN's layout (see `prepack`): the
 steps that do not take a quantized kernel multiply with it, the same bits as the plain weight.
 
-Imports torch, safetensors, this package and the public `sarathi_sdk` API.
+Imports torch, this package and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import torch
 
 from sarathi_sdk import ConfigError
 
+from .checkpoint import Checkpoint, StoredWeight
 from .cpu_ops import cpu_kernels
-from .gguf_weights import QUANTIZED_FILE
-from .layers import Linear, MergedLinear
+from .layers import Embedding, Linear, MergedLinear
 from .prepack import can_prepack
 from .protocols import CausalLM
-from .quant import QuantizedWeight, pack_codes, pack_int4, quantize_int4, quantize_int8
-
-TIED_HEAD = "model.embed_tokens"
-"""The embedding's module name: with tied embeddings its stored form is the LM head's."""
+from .quant import PackedWeight, QuantizedWeight, pack_codes, pack_int4, quantize_int4, quantize_int8
 
 
-def quantize_model(model: CausalLM, model_dir: str | Path, mode: str, device: torch.device, dtype: torch.dtype) -> int:
-    """Attach quantized weights to `model`'s linear layers; returns how many layers got one."""
+def attach_stored(model: CausalLM, checkpoint: Checkpoint, mode: str, device: torch.device,
+                  dtype: torch.dtype) -> set[str]:
+    """Give each module of `model` (still on the meta device) whose weight `checkpoint` stores quantized
+    that form, as `mode` allows; returns the checkpoint names now served by it alone.
+
+    A module takes its stored form when the checkpoint holds every part of it (each of a fused one's).
+    Parts all 4-bit take the 4-bit kernel; parts of mixed forms (a GGUF Q4_K_M file stores Q, K and V
+    of one layer as Q4_K, Q4_K and Q6_K) take the 8-bit path together: a 4-bit code is an 8-bit one, and
+    a scale and minimum per group are one per half group twice over, so every part keeps its weight.
+    With the CPU kernels (a `PackedWeight`) the module drops its dense weight: steps of many rows
+    dequantize the codes (`Linear`), so the loader never reads it. Without them, 4-bit weights take
+    torch's int4 kernel beside the dense weight, and 8-bit ones stay dense."""
+    if mode == "none" or device.type != "cpu" or dtype != torch.bfloat16:
+        return set()
+    stored = checkpoint.quantized_weights()
+    fused = cpu_kernels(torch.empty(0, dtype=torch.bfloat16))
+    modules: dict[str, dict[str | None, str]] = {}
+    for name in stored:
+        if not any(f"{name}.weight".endswith(suffix) for suffix in model.ignored_weights):
+            module, shard = _module_of(name, model.packed_modules)
+            modules.setdefault(module, {})[shard] = name
+    quantized_only: set[str] = set()
+    for module_name, parts in modules.items():
+        module = model.get_submodule(module_name)  # type: ignore[attr-defined]
+        order = list(module.shard_offsets) if isinstance(module, MergedLinear) else [None]
+        names = [parts[shard] for shard in order if shard in parts]
+        if len(names) != len(order) or (fused is None and any(stored[n] == 8 for n in names)):
+            continue  # a part stored in another form, or the 8-bit path without the kernels: dense
+        weight = _stored_weight([checkpoint.quantized(n) for n in names], all(stored[n] == 4 for n in names), fused)
+        if isinstance(module, Embedding):
+            if getattr(model, "lm_head", None) is None:
+                model.tied_head_quantized = weight  # type: ignore[attr-defined]
+            if not isinstance(weight, PackedWeight):
+                continue
+        module.quantized = weight
+        if isinstance(weight, PackedWeight):
+            module.weight = None
+            quantized_only |= {f"{n}.weight" for n in names}
+    return quantized_only
+
+
+def quantize_model(model: CausalLM, mode: str, device: torch.device, dtype: torch.dtype) -> int:
+    """Quantize the linear layers without a stored quantized weight as `mode` asks ("int4", "int8");
+    returns how many layers (the tied LM head included) run a quantized kernel in all."""
     if mode == "none":
         return 0
     if device.type != "cpu" or dtype != torch.bfloat16:
         if mode == "auto":
             return 0
         raise ConfigError(f"quantization {mode!r} runs on the CPU in bfloat16; got {device.type} {dtype}")
-    stored = _stored(Path(model_dir), model)
     count = 0
-    for name, module in model.named_modules():  # type: ignore[attr-defined]
-        if not isinstance(module, Linear):
-            continue
-        module.quantized = stored.get(name) or _requantized(module.weight, mode)
-        count += module.quantized is not None
+    for module in model.modules():  # type: ignore[attr-defined]
+        if isinstance(module, Linear):
+            if module.quantized is None and module.weight is not None:
+                module.quantized = _requantized(module.weight, mode)
+            count += module.quantized is not None
     if getattr(model, "lm_head", None) is None:
         embedding = model.model.embed_tokens  # type: ignore[attr-defined]
-        head = stored.get(TIED_HEAD) or _requantized(embedding.weight, mode)
-        model.tied_head_quantized = head  # type: ignore[attr-defined]
-        count += head is not None
+        if model.tied_head_quantized is None:  # type: ignore[attr-defined]
+            model.tied_head_quantized = _requantized(embedding.weight, mode)  # type: ignore[attr-defined]
+        count += model.tied_head_quantized is not None  # type: ignore[attr-defined]
     return count
 
 
 def prepack_model(model: CausalLM, device: torch.device, dtype: torch.dtype) -> int:
-    """Pack every linear weight of `model` for oneDNN where `can_prepack`; returns how many. Run it
-    after `quantize_model`, which quantizes from the plain weights."""
+    """Pack every dense linear weight of `model` for oneDNN where `can_prepack`; returns how many. Run
+    it after `quantize_model`, which quantizes from the plain weights."""
     if not can_prepack(device, dtype):
         return 0
-    layers = [module for module in model.modules() if isinstance(module, Linear)]  # type: ignore[attr-defined]
+    layers = [m for m in model.modules() if isinstance(m, Linear) and m.weight is not None]  # type: ignore[attr-defined]
     for layer in layers:
         layer.pack()
     return len(layers)
@@ -83,53 +121,22 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
     return None
 
 
-def _stored(model_dir: Path, model: CausalLM) -> dict[str, QuantizedWeight]:
-    """Module name -> its quantized weight as the checkpoint stored it, for every module all of whose
-    parts (of a fused one) the folder's `quantized.safetensors` holds.
-
-    Parts all 4-bit take the 4-bit kernel; parts of mixed forms (a GGUF Q4_K_M file stores Q, K and V
-    of one layer as Q4_K, Q4_K and Q6_K) take the 8-bit path together: a 4-bit code is an 8-bit one, and
-    a scale and minimum per group are one per half group twice over, so every part keeps its weight."""
-    path = model_dir / QUANTIZED_FILE
-    if not path.is_file():
-        return {}
-    from .loader import open_safetensors
-
-    fused = cpu_kernels(torch.empty(0, dtype=torch.bfloat16))
-    with open_safetensors(path) as handle:
-        modules: dict[str, dict[str | None, tuple[str, str]]] = {}
-        for key in handle.keys():
-            name, _, kind = key.rpartition(".")
-            if kind in ("q4", "u8"):
-                module, shard = _module_of(name, model.packed_modules)
-                modules.setdefault(module, {})[shard] = (kind, name)
-        found: dict[str, QuantizedWeight] = {}
-        for module_name, parts in modules.items():
-            module = model.get_submodule(module_name)  # type: ignore[attr-defined]
-            order = list(module.shard_offsets) if isinstance(module, MergedLinear) else [None]
-            if set(parts) != set(order):
-                continue  # a part stored in another format: the module keeps its bf16 weight
-            stored = [_stored_part(handle, *parts[shard]) for shard in order]
-            if all(kind == "q4" for kind, _ in parts.values()):
-                codes, scale, minimum = (torch.cat(arrays, dim=0) for arrays in zip(*stored))
-                found[module_name] = pack_int4(codes, scale, minimum)
-            elif fused is not None:
-                width = max(scale.shape[1] for _, scale, _ in stored)  # K / 16 where a part has half groups
-                codes = torch.cat([c for c, _, _ in stored], dim=0)  # [N, K] uint8
-                scale, minimum = (torch.cat([a.repeat_interleave(width // a.shape[1], dim=1) for a in arrays], dim=0)
-                                  for arrays in ([s for _, s, _ in stored], [m for _, _, m in stored]))
-                found[module_name] = pack_codes(codes, scale, minimum, bits=8, fused=fused)
-    return found
+def _stored_weight(parts: list[StoredWeight], four_bit: bool, fused: object | None) -> QuantizedWeight:
+    """One module's stored parts (output rows in order) as one quantized weight (see `attach_stored`)."""
+    if four_bit:
+        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*parts))
+        return pack_int4(codes, scale, minimum)
+    width = max(scale.shape[1] for _, scale, _ in parts)  # K / 16 where a part has half groups
+    codes = _rows_of([c for c, _, _ in parts])  # [N, K] uint8
+    scale, minimum = (_rows_of([a.repeat_interleave(width // a.shape[1], dim=1) if a.shape[1] != width else a
+                                for a in arrays])
+                      for arrays in ([s for _, s, _ in parts], [m for _, _, m in parts]))
+    return pack_codes(codes, scale, minimum, bits=8, fused=fused)
 
 
-def _stored_part(handle: Any, kind: str, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One stored weight: codes [n, K] uint8, scale and minimum [n, K / 32] (or [n, K / 16]) fp16."""
-    if kind == "q4":
-        packed = handle.get_tensor(name + ".q4")  # [n, K/2]: two codes a byte
-        codes = torch.stack((packed & 0x0F, packed >> 4), dim=-1).flatten(1)
-    else:
-        codes = handle.get_tensor(name + ".u8")
-    return codes, handle.get_tensor(f"{name}.{kind}_scale"), handle.get_tensor(f"{name}.{kind}_min")
+def _rows_of(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The parts' rows one after another (a single part as it is: no copy of a large weight)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
 
 
 def _module_of(tensor_name: str, packed: Mapping[str, tuple[str, str]]) -> tuple[str, str | None]:

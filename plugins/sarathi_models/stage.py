@@ -69,8 +69,8 @@ class TorchPipelineStage:
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.attention = select_attention_backend(config, attention_backends, self.device)
-        model = load_model(config.model, architectures, self.device, self.dtype)
-        quantize_model(model, config.model, config.quantization, self.device, self.dtype)
+        model = load_model(config.model, architectures, self.device, self.dtype, config.quantization)
+        quantize_model(model, config.quantization, self.device, self.dtype)
         decoder = getattr(model, "model", None)
         if not isinstance(getattr(decoder, "layers", None), nn.ModuleList) or not hasattr(decoder, "run_layers"):
             raise ConfigError(f"{type(model).__name__} cannot be split into pipeline stages (no `model.layers`)")

@@ -40,19 +40,19 @@ def test_an_unknown_scheduler_is_refused_before_the_model_loads(tmp_path):
     assert "unknown scheduler 'nope'" in result.stderr and "sarathi" in result.stderr
 
 
-def test_the_first_run_announces_its_gguf_conversion(sp_model, tmp_path, caplog):
-    from sarathi_models.resolve import cached_conversion
+def test_the_first_run_announces_its_gguf_index(sp_model, tmp_path, caplog):
+    from sarathi_models.resolve import cached_index
 
     gguf_file = tmp_path / "tiny.gguf"
     write_llama_gguf(gguf_file, random_llama(1000), sp_model)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SARATHI_CACHE_DIR", str(tmp_path / "cache"))
-        with caplog.at_level("WARNING"):
-            folder = cached_conversion(gguf_file)
-        assert "converting it once" in caplog.text and str(folder) in caplog.text
+        with caplog.at_level("INFO"):
+            folder = cached_index(gguf_file)
+        assert "writing its index" in caplog.text and str(folder) in caplog.text
         caplog.clear()
-        with caplog.at_level("WARNING"):
-            assert cached_conversion(gguf_file) == folder
+        with caplog.at_level("INFO"):
+            assert cached_index(gguf_file) == folder
         assert caplog.text == ""
 
 

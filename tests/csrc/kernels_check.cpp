@@ -1,5 +1,5 @@
 // Runs every kernel core of `plugins/sarathi_models/csrc/` (RMSNorm, silu, rotary, the residual add,
-// argmax, decode and prefill attention, the quantized matmul) on fixed inputs, built alone for whatever
+// argmax, decode and prefill attention, the quantized matmul and its dequantization) on fixed inputs, built alone for whatever
 // ISA this file is compiled for, with no ATen: x86 levels natively, ARM64 (NEON) with a cross compiler
 // under qemu-user. Prints the level, then one line per kernel: its name and an FNV-1a hash of its
 // output bytes. `tests/models/test_kernel_cores_isas.py` requires the same hashes from every level (one
@@ -8,6 +8,7 @@
 
 #include "argmax_core.h"
 #include "decode_attention.h"
+#include "dequant_core.h"
 #include "prefill_core.h"
 #include "quant_core.h"
 #include "row_kernels.h"
@@ -271,6 +272,39 @@ void quant_matmul(Random& random, const char* name) {
   report(name, out);
 }
 
+// The tiled weight dequantized whole (transposed) and by rows (n = 40: a partial last tile), each value
+// held to d * c + m computed here in double and rounded to bf16: exits 1 when one is off.
+template <int Format>
+void dequantize(Random& random, const char* name) {
+  const int64_t k = 96, n = 40, groups = k / quant::kGroup, tiles = (n + quant::kTile - 1) / quant::kTile;
+  std::vector<uint8_t> codes(tiles * groups * quant::kGroupBytes<Format>);
+  for (auto& c : codes) c = static_cast<uint8_t>(random.next() >> 56);
+  const int64_t scale_count = tiles * groups * quant::kGroupScales<Format>;
+  std::vector<uint16_t> scales(scale_count);
+  for (int64_t i = 0; i < scale_count; ++i)
+    scales[i] = static_cast<uint16_t>(((i % 32 >= 16) << 15) | ((8 + random.next() % 6) << 10) | (random.next() % 1024));
+  std::vector<uint16_t> transposed(k * n), rows(n * k);
+  quant::dequantize_transposed<Format>(codes.data(), scales.data(), k, n, transposed.data(), 0, tiles);
+  for (int64_t row = 0; row < n; ++row) quant::dequantize_row<Format>(codes.data(), scales.data(), k, row, rows.data() + row * k);
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t t = row / quant::kTile, lane = row % quant::kTile;
+    for (int64_t input = 0; input < k; ++input) {
+      const int64_t g = input / quant::kGroup, j = input % quant::kGroup;
+      const uint16_t* gs = scales.data() + (t * groups + g) * quant::kGroupScales<Format>;
+      const int64_t half = quant::kHalves<Format> ? 32 * (j / 16) : 0;
+      const double value = static_cast<double>(quant::half_to_float(gs[half + lane])) *
+                               quant::code_at<Format>(codes.data() + (t * groups + g) * quant::kGroupBytes<Format>, lane, j) +
+                           quant::half_to_float(gs[half + 16 + lane]);
+      const uint16_t want = kern::bf16_bits(static_cast<float>(value));  // the product is exact in fp32
+      if (transposed[input * n + row] != want || rows[row * k + input] != want) {
+        std::printf("%s: row %lld input %lld is off\n", name, static_cast<long long>(row), static_cast<long long>(input));
+        std::exit(1);
+      }
+    }
+  }
+  report(name, transposed);
+}
+
 }  // namespace
 
 int main() {
@@ -287,5 +321,8 @@ int main() {
   quant_matmul<quant::kFour>(random, "quant_matmul_4bit");
   quant_matmul<quant::kEight>(random, "quant_matmul_8bit");
   quant_matmul<quant::kEightHalves>(random, "quant_matmul_8bit_half_group_scales");
+  dequantize<quant::kFour>(random, "dequantize_4bit");
+  dequantize<quant::kEight>(random, "dequantize_8bit");
+  dequantize<quant::kEightHalves>(random, "dequantize_8bit_half_group_scales");
   return 0;
 }

@@ -23,25 +23,35 @@ quantization may cost a little more than bf16 rounding does, never much more."""
 
 
 def test_the_quantized_form_is_the_files_own_bytes(smollm2_folder):
-    from safetensors import safe_open
+    from sarathi_models.checkpoint import open_checkpoint
+    from sarathi_models.model_config import read_hf_config
 
-    reader = gguf.GGUFReader(str(smollm2_gguf()))
-    stored = {t.name: t for t in reader.tensors}
-    with safe_open(str(smollm2_folder / "quantized.safetensors"), framework="pt") as handle:
-        q = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4")  # [N, K/2] packed nibbles
-        scale = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4_scale")  # [N, K/32]
-        minimum = handle.get_tensor("model.layers.3.mlp.down_proj.weight.q4_min")
-        embed_codes = handle.get_tensor("model.embed_tokens.weight.u8")  # [V, H] uint8: q + 128
-        embed_scale = handle.get_tensor("model.embed_tokens.weight.u8_scale")
-        embed_min = handle.get_tensor("model.embed_tokens.weight.u8_min")
-    values = torch.stack((q & 0x0F, q >> 4), dim=-1).flatten(1).float()  # [N, K]
-    ours = (values.view(q.shape[0], -1, 32) * scale.float()[..., None] + minimum.float()[..., None]).flatten(1)
+    stored = {t.name: t for t in gguf.GGUFReader(str(smollm2_gguf())).tensors}
+    checkpoint = open_checkpoint(smollm2_folder, read_hf_config(smollm2_folder))
+    for name, gguf_name in (("model.layers.3.mlp.down_proj", "blk.3.ffn_down.weight"),
+                            ("model.embed_tokens", "token_embd.weight")):
+        codes, scale, minimum = checkpoint.quantized(name)  # [N, K] uint8, [N, K/32] fp16 each
+        groups = codes.float().view(codes.shape[0], -1, 32)  # [N, K/32, 32]
+        ours = (groups * scale.float()[..., None] + minimum.float()[..., None]).flatten(1)  # [N, K]
+        tensor = stored[gguf_name]
+        np.testing.assert_array_equal(ours.numpy(), gguf.quants.dequantize(tensor.data, tensor.tensor_type))
+
+
+def test_the_loaded_model_keeps_only_the_codes_and_they_dequantize_to_the_files_weights(smollm2_folder):
+    from sarathi_models.layers import Embedding, Linear
+    from tests.models.helpers import make_backend
+
+    model = make_backend(smollm2_folder, dtype="bfloat16").model
+    layers = [m for m in model.modules() if isinstance(m, (Linear, Embedding))]
+    assert len(layers) == 121 and all(m.weight is None and m.quantized is not None for m in layers)
+    stored = {t.name: t for t in gguf.GGUFReader(str(smollm2_gguf())).tensors}
     down = stored["blk.3.ffn_down.weight"]
-    np.testing.assert_array_equal(ours.numpy(), gguf.quants.dequantize(down.data, down.tensor_type))
+    want = torch.from_numpy(gguf.quants.dequantize(down.data, down.tensor_type)).bfloat16()  # [N, K]
+    assert torch.equal(model.model.layers[3].mlp.down_proj.quantized.dequantize(), want)
     embed = stored["token_embd.weight"]
-    groups = embed_codes.float().view(embed_codes.shape[0], -1, 32)  # [V, H/32, 32]
-    ours_embed = (groups * embed_scale.float()[..., None] + embed_min.float()[..., None]).flatten(1)
-    np.testing.assert_array_equal(ours_embed.numpy(), gguf.quants.dequantize(embed.data, embed.tensor_type))
+    want = torch.from_numpy(gguf.quants.dequantize(embed.data, embed.tensor_type)).bfloat16()  # [V, H]
+    ids = torch.tensor([0, 1, 17, 4242, 49151])
+    assert torch.equal(model.model.embed_tokens(ids), want[ids])
 
 
 @pytest.mark.timeout(600)

@@ -1,7 +1,9 @@
-"""`sarathi_resolve_model`: default model, .gguf files converted once into the cache, folders as-is."""
+"""`sarathi_resolve_model`: default model, .gguf files indexed once into the cache (no weights: those
+are read from the file), folders as-is."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,16 +32,32 @@ def resolve_through_plugins(model):
     return PluginManager(config).hook.sarathi_resolve_model(config=config)
 
 
-def test_a_gguf_is_converted_once_and_reused(cache, tiny_gguf):
+def test_a_gguf_is_indexed_once_and_reused(cache, tiny_gguf):
     folder = resolve_through_plugins(tiny_gguf)
     assert folder.startswith(str(cache / "tiny-"))
-    weights = (Path(folder) / "model.safetensors").stat()
+    index = (Path(folder) / "gguf.json").stat()
     started = time.perf_counter()
     assert resolve_through_plugins(tiny_gguf) == folder
     assert time.perf_counter() - started < 1.0
-    again = (Path(folder) / "model.safetensors").stat()
-    assert (again.st_ino, again.st_mtime_ns) == (weights.st_ino, weights.st_mtime_ns)
+    again = (Path(folder) / "gguf.json").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (index.st_ino, index.st_mtime_ns)
     assert [path.name for path in cache.iterdir()] == [Path(folder).name]
+
+
+def test_the_index_holds_no_weights(cache, tiny_gguf):
+    folder = Path(resolve_through_plugins(tiny_gguf))
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == ["config.json", "generation_config.json", "gguf.json", "tokenizer.json", "tokenizer_config.json"]
+    assert json.loads((folder / "gguf.json").read_text()) == {"files": [str(tiny_gguf.resolve())]}
+
+
+def test_a_moved_gguf_finds_its_index_and_points_it_at_the_new_place(cache, tiny_gguf, tmp_path):
+    folder = resolve_through_plugins(tiny_gguf)
+    moved = tmp_path / "elsewhere" / "tiny.gguf"
+    moved.parent.mkdir()
+    tiny_gguf.rename(moved)
+    assert resolve_through_plugins(moved) == folder
+    assert json.loads((Path(folder) / "gguf.json").read_text()) == {"files": [str(moved.resolve())]}
 
 
 def test_a_changed_gguf_gets_a_fresh_folder(cache, tiny_gguf, sp_model):
@@ -64,7 +82,7 @@ def test_a_file_that_is_not_gguf_is_a_config_error(tmp_path):
         resolve_through_plugins(tmp_path / "model.bin")
 
 
-def test_the_default_model_is_the_converted_smollm2(smollm2_folder, monkeypatch):
+def test_the_default_model_is_the_indexed_smollm2(smollm2_folder, monkeypatch):
     monkeypatch.setenv("SARATHI_CACHE_DIR", str(smollm2_folder.parent))
     assert resolve_through_plugins(None) == str(smollm2_folder)
     assert smollm2_folder.name.startswith("SmolLM2-135M-Instruct.Q4_1-")

@@ -1,4 +1,5 @@
-"""The converted SmolLM2 folder is the model transformers reads from the GGUF file itself."""
+"""SmolLM2's GGUF file as the engine reads it (its index folder, the tensors read from the file) and as
+`sarathi convert` writes it: both are the model transformers reads from the GGUF file itself."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from sarathi_sdk import EngineConfig
 from sarathi_tokenizers import sarathi_make_tokenizer
-from tests.gguf.smollm2 import PARIS_QUESTION
+from tests.gguf.smollm2 import PARIS_QUESTION, smollm2_gguf
 
 TEXTS = [
     PARIS_QUESTION,
@@ -24,8 +25,11 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def converted_model(smollm2_folder):
-    return AutoModelForCausalLM.from_pretrained(smollm2_folder, dtype=torch.float32).eval()
+def converted_model(tmp_path_factory):
+    from sarathi_models.gguf import convert_gguf
+
+    folder = convert_gguf(smollm2_gguf(), tmp_path_factory.mktemp("smollm2") / "converted")
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
 
 
 def test_config_carries_the_gguf_hyper_parameters(smollm2_folder):
@@ -38,6 +42,17 @@ def test_config_carries_the_gguf_hyper_parameters(smollm2_folder):
     }
     assert {key: config[key] for key in expected} == expected
     assert config["rms_norm_eps"] == pytest.approx(1e-5)
+
+
+def test_the_weights_read_from_the_file_equal_transformers_gguf_loader(smollm2_folder, reference_gguf_model):
+    from sarathi_models.checkpoint import open_checkpoint
+    from sarathi_models.model_config import read_hf_config
+
+    reference = reference_gguf_model.state_dict()
+    ours = dict(open_checkpoint(smollm2_folder, read_hf_config(smollm2_folder)).tensors(skip=()))
+    assert ours.keys() == reference.keys() - {"lm_head.weight"}  # tied: transformers lists the embedding twice
+    for name, tensor in ours.items():
+        assert torch.equal(tensor, reference[name]), name
 
 
 def test_weights_equal_transformers_gguf_loader(converted_model, reference_gguf_model):

@@ -11,6 +11,7 @@ import torch
 
 from sarathi_models.cpu_ops import kernels
 from sarathi_models.gguf_blocks import fast_blocks, split_q4_blocks
+from sarathi_models.layers import Linear
 from sarathi_models.quant import PackedWeight, pack_codes, quantize_int4, quantize_int8, torch_int4
 from sarathi_sdk import ConfigError, EngineConfig
 from tests.models.helpers import make_backend
@@ -72,7 +73,7 @@ def test_int4_and_int8_requantize_every_linear_layer_in_bf16(checkpoint):
     folder = checkpoint("llama")
     for mode in ("int4", "int8"):
         backend = make_backend(folder, dtype="bfloat16", quantization=mode)
-        layers = [m for m in backend.model.modules() if hasattr(m, "quantized")]
+        layers = [m for m in backend.model.modules() if isinstance(m, Linear)]
         assert layers and all(m.quantized is not None for m in layers)
     assert make_backend(folder, dtype="bfloat16", quantization="none").num_quantized_layers == 0
     assert make_backend(folder, dtype="bfloat16").num_quantized_layers == 0  # "auto": nothing stored

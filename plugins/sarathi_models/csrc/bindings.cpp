@@ -17,6 +17,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)",
         pybind11::arg("x"), pybind11::arg("codes"), pybind11::arg("scales"), pybind11::arg("n"),
         pybind11::arg("float_out") = false);
+  m.def("dequantize_transposed", &dequantize_transposed,
+        "a tiled weight [N, K] dequantized to bf16 into wt [K, N] (dequant_core.h)");
+  m.def("dequantize_rows", &dequantize_rows, "rows ids of a tiled weight [N, K] dequantized to bf16 -> [R, K]");
   m.def("isa_level", &isa_level, "the ISA level this build was compiled for (avx512, avx2, portable)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");

@@ -41,6 +41,16 @@ std::string isa_level();
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
                         bool float_out);
 
+// The weight format (quant_core.h's kFour, kEight, kEightHalves) of tiled codes and scales.
+int quant_format(const at::Tensor& codes, const at::Tensor& scales);
+// Checks codes and scales against the tiled layout of a weight with n outputs (TORCH_CHECK).
+void check_quantized_weight(const at::Tensor& codes, const at::Tensor& scales, int64_t n);
+
+// The tiled weight [N, K] dequantized to bf16 into wt [K, N], transposed (dequant_core.h).
+void dequantize_transposed(const at::Tensor& codes, const at::Tensor& scales, int64_t n, at::Tensor wt);
+// Rows `ids` [R] (int64) of the tiled weight [N, K] dequantized to bf16 -> [R, K] (an embedding lookup).
+at::Tensor dequantize_rows(const at::Tensor& codes, const at::Tensor& scales, int64_t n, const at::Tensor& ids);
+
 // Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
 at::Tensor argmax_rows(const at::Tensor& logits);
 

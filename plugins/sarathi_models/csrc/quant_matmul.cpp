@@ -46,12 +46,6 @@ using quant::QuantizedRows;
 using quant::matmul_tiles;
 using quant::quantize_range;
 
-// The weight format (quant_core.h) the codes' and scales' shapes say.
-int format_of(const at::Tensor& codes, const at::Tensor& scales) {
-  if (codes.size(2) == 4) return quant::kFour;
-  return scales.size(2) == 4 ? quant::kEightHalves : quant::kEight;
-}
-
 // x [M, K] of type T quantized, times the weight, into out [M, N] of type U.
 template <typename T, typename U, int Format>
 void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
@@ -66,7 +60,7 @@ void quant_matmul_impl(const at::Tensor& x, const at::Tensor& codes, const at::T
 
 template <typename T, typename U>
 void quant_matmul_to(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
-  switch (format_of(codes, scales)) {
+  switch (quant_format(codes, scales)) {
     case quant::kFour: return quant_matmul_impl<T, U, quant::kFour>(x, codes, scales, out);
     case quant::kEight: return quant_matmul_impl<T, U, quant::kEight>(x, codes, scales, out);
     default: return quant_matmul_impl<T, U, quant::kEightHalves>(x, codes, scales, out);
@@ -81,20 +75,30 @@ void quant_matmul_of(const at::Tensor& x, const at::Tensor& codes, const at::Ten
 
 }  // namespace
 
+int quant_format(const at::Tensor& codes, const at::Tensor& scales) {
+  if (codes.size(2) == 4) return quant::kFour;
+  return scales.size(2) == 4 ? quant::kEightHalves : quant::kEight;
+}
+
+void check_quantized_weight(const at::Tensor& codes, const at::Tensor& scales, int64_t n) {
+  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.is_contiguous() && codes.dim() == 4 &&
+                  codes.size(0) == (n + kTile - 1) / kTile && (codes.size(2) == 4 || codes.size(2) == 8) &&
+                  codes.size(3) == 64,
+              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4 or 8, 64]");
+  TORCH_CHECK(scales.scalar_type() == at::kHalf && scales.is_contiguous() && scales.dim() == 4 &&
+                  scales.size(0) == codes.size(0) && scales.size(1) == codes.size(1) &&
+                  (scales.size(2) == 2 || (scales.size(2) == 4 && codes.size(2) == 8)) && scales.size(3) == 16,
+              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16] (or [.., 4, 16] for 8-bit codes)");
+}
+
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
                         bool float_out) {
   TORCH_CHECK(x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16),
               "x must be a float32 or bfloat16 CPU tensor, got ", x.scalar_type());
   TORCH_CHECK(x.dim() == 2 && x.size(1) % kGroup == 0, "x must be [M, K] with K a multiple of 32");
-  const int64_t groups = x.size(1) / kGroup, tiles = (n + kTile - 1) / kTile;
-  TORCH_CHECK(codes.scalar_type() == at::kByte && codes.is_contiguous() && codes.dim() == 4 &&
-                  codes.size(0) == tiles && codes.size(1) == groups &&
-                  (codes.size(2) == 4 || codes.size(2) == 8) && codes.size(3) == 64,
-              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4 or 8, 64]");
-  TORCH_CHECK(scales.scalar_type() == at::kHalf && scales.is_contiguous() && scales.dim() == 4 &&
-                  scales.size(0) == tiles && scales.size(1) == groups &&
-                  (scales.size(2) == 2 || (scales.size(2) == 4 && codes.size(2) == 8)) && scales.size(3) == 16,
-              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16] (or [.., 4, 16] for 8-bit codes)");
+  const int64_t groups = x.size(1) / kGroup;
+  check_quantized_weight(codes, scales, n);
+  TORCH_CHECK(codes.size(1) == groups, "x has ", x.size(1), " inputs but the codes hold ", codes.size(1) * kGroup);
   const at::Tensor xc = x.contiguous();
   at::Tensor out = at::empty({x.size(0), n}, float_out ? x.options().dtype(at::kFloat) : x.options());
   if (x.scalar_type() == at::kFloat) quant_matmul_of<float>(xc, codes, scales, out);
@@ -120,7 +124,7 @@ void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Ten
                   int64_t n, bf16* out, Range tiles) {
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const uint16_t* sp = reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>());
-  switch (format_of(codes, scales)) {
+  switch (quant_format(codes, scales)) {
     case quant::kFour: return matmul_tiles<bf16, quant::kFour>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     case quant::kEight: return matmul_tiles<bf16, quant::kEight>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     default: return matmul_tiles<bf16, quant::kEightHalves>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);

@@ -55,6 +55,14 @@ inline void store_bf16(void* p, F x) {
   _mm_storeu_si128(static_cast<__m128i*>(p), packed);
 }
 
+// Lane i: the code in bits [shift, shift + width) of the 32-bit word at p + 4 i, as fp32 (exact): one
+// input of 8 rows of a quantized weight tile (`dequant_core.h`).
+inline F codes(const uint8_t* p, int shift, uint32_t mask) {
+  const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i code = _mm256_and_si256(_mm256_srl_epi32(words, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(static_cast<int>(mask)));
+  return {_mm256_cvtepi32_ps(code)};
+}
+
 // exp_nonpositive (simd.h) on 8 lanes: max with -87 (a NaN gives -87, as maxps does), n = x log2(e)
 // rounded to nearest even, r = x - n ln2 in two fused steps, the degree-6 polynomial, times 2^n
 // (scalef's result: 2^n is normal for n >= -126).
@@ -145,6 +153,15 @@ inline uint16x4_t bf16_round4(float32x4_t x) {
 }
 inline void store_bf16(void* p, F x) {
   vst1q_u16(static_cast<uint16_t*>(p), vcombine_u16(bf16_round4(x.lo), bf16_round4(x.hi)));
+}
+
+// Lane i: the code in bits [shift, shift + width) of the 32-bit word at p + 4 i, as fp32 (exact): one
+// input of 8 rows of a quantized weight tile (`dequant_core.h`).
+inline F codes(const uint8_t* p, int shift, uint32_t mask) {
+  const int32x4_t right = vdupq_n_s32(-shift);
+  const uint32x4_t lo = vandq_u32(vshlq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(p)), right), vdupq_n_u32(mask));
+  const uint32x4_t hi = vandq_u32(vshlq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(p + 16)), right), vdupq_n_u32(mask));
+  return {vcvtq_f32_u32(lo), vcvtq_f32_u32(hi)};
 }
 
 inline float32x4_t exp_nonpositive4(float32x4_t in) {
@@ -245,6 +262,15 @@ inline void store_bf16(void* p, F x) {
   uint16_t bits[8];
   for (int i = 0; i < 8; ++i) bits[i] = bf16_bits(x.v[i]);
   std::memcpy(p, bits, sizeof(bits));
+}
+// Lane i: the code in bits [shift, shift + width) of the 32-bit word at p + 4 i, as fp32 (exact): one
+// input of 8 rows of a quantized weight tile (`dequant_core.h`).
+inline F codes(const uint8_t* p, int shift, uint32_t mask) {
+  uint32_t words[8];
+  std::memcpy(words, p, sizeof(words));
+  F out;
+  for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>((words[i] >> shift) & mask);
+  return out;
 }
 inline F exp_nonpositive(F x) {
   F out;
