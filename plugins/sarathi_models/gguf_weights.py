@@ -125,7 +125,8 @@ def fast_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) 
                                 minimum=np.empty((rows, part.minimum.shape[1]), np.float16))
         blocks.codes[start:stop], blocks.scale[start:stop], blocks.minimum[start:stop] = (
             part.codes, part.scale, part.minimum)
-    assert blocks is not None, f"{tensor.name} has no rows"
+    if blocks is None:
+        raise ConfigError(f"GGUF tensor {tensor.name!r} has no rows")
     if kind in ("attn_q", "attn_k") and permuted_rope(file):
         heads = num_heads if kind == "attn_q" else num_kv_heads
         blocks = FastBlocks(codes=unpermute_rope_rows(blocks.codes, heads), bits=blocks.bits,

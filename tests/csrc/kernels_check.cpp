@@ -254,15 +254,22 @@ void prefill_attention(Random& random, int64_t t, int64_t length, const char* na
     }
 }
 
+// Random codes and fp16 scales for `blocks` (tile, group) blocks of a weight; minimums negative.
+template <int Format>
+void random_weight(Random& random, int64_t blocks, std::vector<uint8_t>& codes, std::vector<uint16_t>& scales) {
+  codes.resize(blocks * quant::kGroupBytes<Format>);
+  for (auto& c : codes) c = static_cast<uint8_t>(random.next() >> 56);
+  scales.resize(blocks * quant::kGroupScales<Format>);
+  for (size_t i = 0; i < scales.size(); ++i)
+    scales[i] = static_cast<uint16_t>(((i % 32 >= 16) << 15) | ((8 + random.next() % 6) << 10) | (random.next() % 1024));
+}
+
 template <int Format>
 void quant_matmul(Random& random, const char* name) {
   const int64_t m = 11, k = 576, n = 40, groups = k / quant::kGroup, tiles = (n + quant::kTile - 1) / quant::kTile;
-  std::vector<uint8_t> codes(tiles * groups * quant::kGroupBytes<Format>);
-  for (auto& c : codes) c = static_cast<uint8_t>(random.next() >> 56);
-  const int64_t scale_count = tiles * groups * quant::kGroupScales<Format>;
-  std::vector<uint16_t> scales(scale_count);
-  for (int64_t i = 0; i < scale_count; ++i)
-    scales[i] = static_cast<uint16_t>(((i % 32 >= 16) << 15) | ((8 + random.next() % 6) << 10) | (random.next() % 1024));
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> scales;
+  random_weight<Format>(random, tiles * groups, codes, scales);
   const std::vector<bf16> x = bf16s(random, m * k, 6, 6);
   quant::QuantizedRows act{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups),
                            std::vector<int32_t>(m * groups), std::vector<int32_t>(m * groups)};
@@ -277,12 +284,9 @@ void quant_matmul(Random& random, const char* name) {
 template <int Format>
 void dequantize(Random& random, const char* name) {
   const int64_t k = 96, n = 40, groups = k / quant::kGroup, tiles = (n + quant::kTile - 1) / quant::kTile;
-  std::vector<uint8_t> codes(tiles * groups * quant::kGroupBytes<Format>);
-  for (auto& c : codes) c = static_cast<uint8_t>(random.next() >> 56);
-  const int64_t scale_count = tiles * groups * quant::kGroupScales<Format>;
-  std::vector<uint16_t> scales(scale_count);
-  for (int64_t i = 0; i < scale_count; ++i)
-    scales[i] = static_cast<uint16_t>(((i % 32 >= 16) << 15) | ((8 + random.next() % 6) << 10) | (random.next() % 1024));
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> scales;
+  random_weight<Format>(random, tiles * groups, codes, scales);
   std::vector<uint16_t> transposed(k * n), rows(n * k);
   quant::dequantize_transposed<Format>(codes.data(), scales.data(), k, n, transposed.data(), 0, tiles);
   for (int64_t row = 0; row < n; ++row) quant::dequantize_row<Format>(codes.data(), scales.data(), k, row, rows.data() + row * k);

@@ -8,7 +8,7 @@ generated 32 tokens; the difference, less the KV cache the engine allocated (siz
 tokens), is what the model costs beside the file it came from. The parent reports it as a multiple
 of the file's size, with the bytes the cache folder holds afterwards (the index: no weight copy).
 
-Imports only the standard library and the public `sarathi_sdk` API (in the child processes).
+Imports the standard library, and anyio, torch and the public `sarathi_sdk` API in the child processes.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def status_mb(field: str) -> float:
 
 def child(model: str) -> None:
     """Load `model`, generate, print one JSON line of measurements."""
-    import asyncio
-
+    import anyio
     import torch  # noqa: F401  (its own share of memory belongs to the baseline)
 
     import sarathi_sdk
@@ -51,7 +50,7 @@ def child(model: str) -> None:
             out = await engine.complete("What is the capital of France?", params)
             return len(out.token_ids)
 
-    tokens = asyncio.run(run())
+    tokens = anyio.run(run)
     config = sarathi_sdk.EngineConfig(model=model)
     folder = Path(sarathi_sdk.PluginManager(config).hook.sarathi_resolve_model(config=config))
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))

@@ -6,15 +6,16 @@ prefill pass dequantizes them before each GEMM; with `quantization="none"` every
 packed once for oneDNN. Two engines in one process, one prompt each turn (alternating, 7 turns),
 `max_tokens=1`: the time to the first token is the prefill. Prints each median and their ratio.
 
-Imports only the standard library and the public `sarathi_sdk` API.
+Imports the standard library, anyio and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import time
+
+import anyio
 
 from sarathi_sdk import Engine, SamplingParams
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=7)
     parser.add_argument("--sentences", type=int, default=40, help="the prompt's length, in sentences of ten words")
     args = parser.parse_args(argv)
-    times = asyncio.run(measure(args.model, args.turns, " ".join([SENTENCE] * args.sentences)))
+    times = anyio.run(measure, args.model, args.turns, " ".join([SENTENCE] * args.sentences))
     auto, none = statistics.median(times["auto"]), statistics.median(times["none"])
     print(f"quantized weights (codes only, dequantized per pass): median {auto * 1e3:.1f} ms")
     print(f"dense bf16 weights (prepacked):                       median {none * 1e3:.1f} ms")
