@@ -33,3 +33,15 @@ def test_the_memory_benchmark_reports_both_runs(q8_file, capsys):
 def test_the_prefill_weights_benchmark_prints_a_ratio(q8_file, capsys):
     assert prefill_weights.main(["--model", str(q8_file), "--turns", "1", "--sentences", "4"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("ratio: ")
+
+
+@pytest.mark.timeout(300)
+def test_the_accuracy_benchmark_compares_with_the_fp32_model(q8_file, capsys):
+    from sarathi_sdk.bench import accuracy
+
+    assert accuracy.main(["--model", str(q8_file), "--llamacpp-python", "", "--text", "def main():\n    return 0"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "KL mean" in line]
+    assert len(rows) == 2 and "llama.cpp" not in out  # no interpreter given: llama.cpp is skipped
+    kl = [float(row.split("KL mean")[1].split()[0]) for row in rows]
+    assert all(0 <= value < 1 for value in kl)
