@@ -34,7 +34,8 @@ class Linear(nn.Module):
 
     `quantized`, when the loader sets it, is the same weight in a quantized form that small steps
     read instead of W (see `quant`). W itself may be gone (`weight` is None) in two ways: a weight
-    stored quantized (`PackedWeight`) has no other copy, and larger steps dequantize it; or `pack` ran,
+    stored quantized (`PackedWeight`) has no other copy, and larger steps multiply its dequantized values
+(`PackedWeight.gemm`); or `pack` ran,
     and W lives on in oneDNN's layout (`prepacked`, see `prepack`).
     """
 
@@ -52,7 +53,8 @@ class Linear(nn.Module):
         if self.prepacked is not None:
             return self.prepacked.matmul(x, self.bias)  # [T, out_features]
         if self.weight is None and isinstance(self.quantized, PackedWeight):
-            return F.linear(x, self.quantized.dequantize(), self.bias)  # [T, out_features]
+            y = self.quantized.gemm(x)  # [T, out_features]
+            return y if self.bias is None else y + self.bias
         return F.linear(x, self.weight, self.bias)  # [T, out_features]
 
     def pack(self) -> None:

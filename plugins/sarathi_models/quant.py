@@ -33,10 +33,11 @@ but not on accuracy: with whole prompts prefilled on int8 activations the defaul
 outliers that a group's int8 step blurs, and every later token attends to them). So a quantized
 `Linear` takes its kernel for steps of at most `QUANTIZED_MAX_ROWS` rows, decode steps and short
 prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
-GEMM: on the weight a `PackedWeight` dequantizes for the step when it is the layer's only copy (a
-weight stored quantized: the dequantized bf16 values are exactly those a dense load of the file
-gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for oneDNN: see
-`prepack`). The quantized kernels need bf16 activations: an fp32 model is never quantized and stays
+GEMM: on the bf16 values of a `PackedWeight` when it is the layer's only copy (a weight stored
+quantized: `PackedWeight.gemm`, which dequantizes tiles into cache inside the product, or on the
+portable build the whole weight for torch's GEMM; the values are exactly those a dense load of
+the file gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for
+oneDNN: see `prepack`). The quantized kernels need bf16 activations: an fp32 model is never quantized and stays
 exact.
 
 Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
@@ -113,6 +114,14 @@ class PackedWeight:
         """x [M, K] bf16 -> x @ w.T [M, N] bf16, or fp32 with `float_out` (the LM head's logits)."""
         return self.kernels.quant_matmul(x, self.codes, self.scales, self.out_features,  # type: ignore[attr-defined]
                                          float_out)
+
+    def gemm(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] bf16 -> x @ w.T [M, N] bf16 for many rows, bf16 products of the dequantized weight
+        (`quant_gemm`, see `csrc/quant_gemm_core.h`: the same bits on the avx512, avx2 and neon builds;
+        the portable one dequantizes the whole weight for torch's GEMM)."""
+        if self.kernels.quant_gemm_supported():  # type: ignore[attr-defined]
+            return self.kernels.quant_gemm(x, self.codes, self.scales, self.out_features)  # type: ignore[attr-defined]
+        return torch.nn.functional.linear(x, self.dequantize())
 
     def dequantize(self) -> torch.Tensor:
         """The weight as bf16 [N, K] (a transposed view of a fresh [K, N] tensor: see

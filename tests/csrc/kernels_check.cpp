@@ -1,5 +1,5 @@
 // Runs every kernel core of `plugins/sarathi_models/csrc/` (RMSNorm, silu, rotary, the residual add,
-// argmax, decode and prefill attention, the quantized matmul and its dequantization) on fixed inputs, built alone for whatever
+// argmax, decode and prefill attention, the quantized matmul, its dequantization and its GEMM) on fixed inputs, built alone for whatever
 // ISA this file is compiled for, with no ATen: x86 levels natively, ARM64 (NEON) with a cross compiler
 // under qemu-user. Prints the level, then one line per kernel: its name and an FNV-1a hash of its
 // output bytes. `tests/models/test_kernel_cores_isas.py` requires the same hashes from every level (one
@@ -10,6 +10,7 @@
 #include "decode_attention.h"
 #include "dequant_core.h"
 #include "prefill_core.h"
+#include "quant_gemm_core.h"
 #include "quant_core.h"
 #include "row_kernels.h"
 
@@ -288,7 +289,7 @@ void dequantize(Random& random, const char* name) {
   std::vector<uint16_t> scales;
   random_weight<Format>(random, tiles * groups, codes, scales);
   std::vector<uint16_t> transposed(k * n), rows(n * k);
-  quant::dequantize_transposed<Format>(codes.data(), scales.data(), k, n, transposed.data(), 0, tiles);
+  quant::dequantize_transposed<Format>(codes.data(), scales.data(), k, n, transposed.data(), n, 0, tiles);
   for (int64_t row = 0; row < n; ++row) quant::dequantize_row<Format>(codes.data(), scales.data(), k, row, rows.data() + row * k);
   for (int64_t row = 0; row < n; ++row) {
     const int64_t t = row / quant::kTile, lane = row % quant::kTile;
@@ -307,6 +308,40 @@ void dequantize(Random& random, const char* name) {
     }
   }
   report(name, transposed);
+}
+
+// quant_gemm's arithmetic written out (the dequantized bf16 weight, vdpbf16ps' two fp32 steps per
+// input pair, odd input first, bf16 once at the end); the builds that have the kernel must equal it
+// (exit 1), and every build reports the reference's hash, so the lines match across levels.
+template <int Format>
+void quant_gemm(Random& random, const char* name) {
+  const int64_t m = 11, k = 96, n = 40, groups = k / quant::kGroup, tiles = (n + quant::kTile - 1) / quant::kTile;
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> scales;
+  random_weight<Format>(random, tiles * groups, codes, scales);
+  const std::vector<bf16> x = bf16s(random, m * k, 6, 6);
+  std::vector<uint16_t> wt(k * n), want(m * n);
+  quant::dequantize_transposed<Format>(codes.data(), scales.data(), k, n, wt.data(), n, 0, tiles);
+  auto value = [](uint16_t bits) { return static_cast<float>(reinterpret_cast<const bf16*>(&bits)[0]); };
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      float acc = 0.f;
+      for (int64_t p = 0; p < k / 2; ++p) {
+        acc += static_cast<float>(x[r * k + 2 * p + 1]) * value(wt[(2 * p + 1) * n + c]);
+        acc += static_cast<float>(x[r * k + 2 * p]) * value(wt[2 * p * n + c]);
+      }
+      want[r * n + c] = kern::bf16_bits(acc);
+    }
+#if defined(SARATHI_QUANT_GEMM)
+  std::vector<uint16_t> got(m * n);
+  quant::gemm_tile_pairs<Format>(reinterpret_cast<const uint16_t*>(x.data()), m, k, codes.data(), scales.data(), n,
+                                 got.data(), 0, (tiles + 1) / 2);
+  if (got != want) {
+    std::printf("%s: the kernel differs from its arithmetic written out\n", name);
+    std::exit(1);
+  }
+#endif
+  report(name, want);
 }
 
 }  // namespace
@@ -328,5 +363,8 @@ int main() {
   dequantize<quant::kFour>(random, "dequantize_4bit");
   dequantize<quant::kEight>(random, "dequantize_8bit");
   dequantize<quant::kEightHalves>(random, "dequantize_8bit_half_group_scales");
+  quant_gemm<quant::kFour>(random, "quant_gemm_4bit");
+  quant_gemm<quant::kEight>(random, "quant_gemm_8bit");
+  quant_gemm<quant::kEightHalves>(random, "quant_gemm_8bit_half_group_scales");
   return 0;
 }

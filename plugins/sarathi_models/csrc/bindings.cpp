@@ -20,6 +20,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dequantize_transposed", &dequantize_transposed,
         "a tiled weight [N, K] dequantized to bf16 into wt [K, N] (dequant_core.h)");
   m.def("dequantize_rows", &dequantize_rows, "rows ids of a tiled weight [N, K] dequantized to bf16 -> [R, K]");
+  m.def("quant_gemm", &quant_gemm, "x [M, K] bf16 @ w.T for a tiled weight and many rows (quant_gemm_core.h)");
+  m.def("quant_gemm_supported", &quant_gemm_supported, "whether this build has quant_gemm (avx512, avx2, neon)");
   m.def("isa_level", &isa_level, "the ISA level this build was compiled for (avx512, avx2, portable)");
   m.def("rms_norm", &rms_norm, "RMSNorm of x [T, H] by weight [H]");
   m.def("silu_and_mul", &silu_and_mul, "silu(gate) * up of a fused [T, 2I] projection");

@@ -56,12 +56,13 @@ constexpr int64_t kTilesPerBlock = 4;
 // Tiles dequantized together: 4 x 16 lanes of an input are 128 contiguous bytes of wt, whole cache
 // lines (one tile's 32 bytes alone wrote half lines, 2.5x slower on Zen 4).
 
-// Tiles [begin, end) of a weight with n output rows and k inputs, written transposed into wt [K, N]
-// (bf16 bits): row k of wt holds input k of every output, so a tile's 16 lanes of one input land side
-// by side. torch's GEMM takes wt.T as the [N, K] weight and gives F.linear's bits (checked in the tests).
+// Tiles [begin, end) of a weight with n output rows and k inputs, written transposed into wt (bf16
+// bits, rows `stride` apart, starting at tile `begin`'s first lane): row k holds input k of the tiles'
+// outputs, so a tile's 16 lanes of one input land side by side. With wt the whole [K, N] (stride N),
+// torch's GEMM takes wt.T as the [N, K] weight and gives F.linear's bits (checked in the tests).
 template <int Format>
 void dequantize_transposed(const uint8_t* codes, const uint16_t* scales, int64_t k, int64_t n, uint16_t* wt,
-                           int64_t begin, int64_t end) {
+                           int64_t stride, int64_t begin, int64_t end) {
   namespace v8 = kern::v8;
   const int64_t groups = k / kGroup;
   for (int64_t first = begin; first < end; first += kTilesPerBlock) {
@@ -76,7 +77,7 @@ void dequantize_transposed(const uint8_t* codes, const uint16_t* scales, int64_t
       for (int64_t j = 0; j < kGroup; ++j) {
         for (int64_t b = 0; b < tiles; ++b) {
           const int64_t t = first + b, lanes = std::min<int64_t>(kTile, n - t * kTile);
-          uint16_t* row = wt + (g * kGroup + j) * n + t * kTile;
+          uint16_t* row = wt + (g * kGroup + j) * stride + (t - begin) * kTile;
           uint16_t partial[kTile];
           uint16_t* out = lanes == kTile ? row : partial;
           for (int64_t h = 0; h < 2; ++h) {

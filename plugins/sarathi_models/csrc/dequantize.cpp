@@ -20,7 +20,7 @@ void transposed_into(const at::Tensor& codes, const at::Tensor& scales, int64_t 
   const uint16_t* sp = reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>());
   uint16_t* out = reinterpret_cast<uint16_t*>(wt.data_ptr<at::BFloat16>());
   at::parallel_for(0, codes.size(0), quant::kTilesPerBlock, [&](int64_t begin, int64_t end) {
-    quant::dequantize_transposed<Format>(cp, sp, k, n, out, begin, end);
+    quant::dequantize_transposed<Format>(cp, sp, k, n, out + begin * kTile, n, begin, end);
   });
 }
 

@@ -51,6 +51,11 @@ void dequantize_transposed(const at::Tensor& codes, const at::Tensor& scales, in
 // Rows `ids` [R] (int64) of the tiled weight [N, K] dequantized to bf16 -> [R, K] (an embedding lookup).
 at::Tensor dequantize_rows(const at::Tensor& codes, const at::Tensor& scales, int64_t n, const at::Tensor& ids);
 
+// x [M, K] bf16 @ w.T for a tiled weight w [N, K] and many rows, without a bf16 copy of w
+// (quant_gemm_core.h; the avx512, avx2 and neon builds: `quant_gemm_supported`) -> [M, N] bf16.
+at::Tensor quant_gemm(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n);
+bool quant_gemm_supported();
+
 // Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
 at::Tensor argmax_rows(const at::Tensor& logits);
 
