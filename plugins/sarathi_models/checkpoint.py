@@ -1,5 +1,5 @@
 """Where a model's weights come from: a checkpoint folder's safetensors files, or the GGUF file(s) an
-index folder names (`gguf_index`).
+index folder names (written by `gguf.write_gguf_index`).
 
 Both give the loader the same two things, by Hugging Face name:
 
@@ -107,13 +107,16 @@ class GGUFCheckpoint:
             files = [Path(p) for p in json.loads(index.read_text(encoding="utf-8"))["files"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{index} is not a GGUF index: {exc}") from exc
+        if not files:
+            raise ConfigError(f"{index} names no GGUF file")
         metadata, tensors = read_tensor_table(files[0])
         for part in files[1:]:
             tensors += read_tensor_table(part)[1]
         self.file = GGUFFile(path=files[0], metadata=metadata, tensors=tensors)
         self.heads = int(hf_config["num_attention_heads"])
         self.kv_heads = int(hf_config.get("num_key_value_heads", self.heads))
-        self.by_name = {}
+        self.by_name: dict[str, Any] = {}
+        """HF name -> its `gguf_tensors.GGUFTensor`."""
         for tensor in tensors:
             if tensor.name not in NOT_WEIGHTS:
                 self.by_name[hf_name(tensor.name)[0]] = tensor
@@ -126,7 +129,7 @@ class GGUFCheckpoint:
 
     def quantized(self, name: str) -> StoredWeight:
         _, blocks = fast_weight(self.file, self.by_name[f"{name}.weight"], self.heads, self.kv_heads)
-        return tuple(torch.from_numpy(a) for a in (blocks.codes, blocks.scale, blocks.minimum))  # type: ignore[return-value]
+        return torch.from_numpy(blocks.codes), torch.from_numpy(blocks.scale), torch.from_numpy(blocks.minimum)
 
     def tensors(self, skip: Container[str]) -> Iterator[tuple[str, torch.Tensor]]:
         names = [name for name in self.by_name if name not in skip]

@@ -101,9 +101,9 @@ def write_checkpoint(source: Path, folder: Path) -> None:
 def write_index(source: Path, folder: Path) -> None:
     """Write the index files of `source` into the existing folder `folder` (see `write_gguf_index`)."""
     file = open_gguf(source)
-    model_config(file)  # an architecture or setting we cannot run fails here, before anything is written
+    config = model_config(file)  # an architecture or setting we cannot run fails here, before any write
     build_tokenizer(file).save(str(folder / "tokenizer.json"))
-    _write_json(folder / "config.json", model_config(file))
+    _write_json(folder / "config.json", config)
     _write_json(folder / "generation_config.json", generation_config(file))
     _write_json(folder / "tokenizer_config.json", tokenizer_config(file))
     _write_json(folder / GGUF_INDEX, {"files": [str(p.resolve()) for p in gguf_parts(source)]})

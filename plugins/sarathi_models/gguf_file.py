@@ -2,13 +2,14 @@
 architecture the converter maps.
 
 GGUF (llama.cpp's format) keeps the hyper-parameters, the tokenizer and the chat template as typed
-key-value metadata, and each tensor in its own quantization. The `gguf` package parses it (memory-
-mapped, so opening reads only the header); this module turns its fields into a dict and refuses, with
+key-value metadata, and each tensor in its own quantization. The `gguf` package parses the metadata
+(the tokenizer's arrays included, which `gguf_tensors` skips), `gguf_tensors` the tensor table (each
+tensor's bytes read when asked for); this module turns the fields into a dict and refuses, with
 a `ConfigError` naming the supported ones, a file of an architecture the converter cannot map onto a
 Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`, `qwen3`:
 `Qwen2ForCausalLM`, `Qwen3ForCausalLM`), before any weight is read.
 
-Imports gguf, the standard library and the public `sarathi_sdk` API.
+Imports gguf, the standard library, this package and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sarathi_sdk import ConfigError
 
 from .gguf_parts import gguf_parts
+from .gguf_tensors import GGUFTensor, read_tensor_table
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
@@ -28,8 +30,8 @@ SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 class GGUFFile:
     path: Path
     metadata: dict[str, Any]
-    tensors: list[Any]
-    """`gguf.ReaderTensor`s: `.name`, `.tensor_type`, `.data` (raw, quantized rows)."""
+    tensors: list[GGUFTensor]
+    """`.name`, `.tensor_type`, `.shape`, `.data` (raw blocks, read on demand): see `gguf_tensors`."""
 
     @property
     def architecture(self) -> str:
@@ -53,13 +55,13 @@ def open_gguf(path: Path) -> GGUFFile:
     """The model whose first (or only) file is `path`: its metadata and every part's tensors."""
     reader = _reader(path)
     metadata = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
-    tensors = list(reader.tensors)
+    tensors = read_tensor_table(path)[1]
     if int(metadata.get("split.count", 1)) > 1:
         parts = gguf_parts(path)
         if len(parts) != int(metadata["split.count"]) or parts[0] != path:
             raise ConfigError(f"{path.name}: a split model is read from its first part, named as gguf-split names it")
         for part in parts[1:]:
-            tensors += list(_reader(part).tensors)
+            tensors += read_tensor_table(part)[1]
     architecture = metadata.get("general.architecture")
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise ConfigError(

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sarathi_sdk import ConfigError
 
 from .gguf_file import GGUFFile
+from .gguf_tensors import GGUFTensor
 
 if TYPE_CHECKING:
     from .gguf_blocks import FastBlocks
@@ -68,7 +69,7 @@ def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator
             yield dense_weight(file, tensor, num_heads, num_kv_heads)
 
 
-def dense_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) -> tuple[str, np.ndarray]:
+def dense_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_heads: int) -> tuple[str, np.ndarray]:
     """(HF name, fp32 array in HF shape) of one tensor of the file, dequantized."""
     import gguf
 
@@ -107,7 +108,7 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
     return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
-def fast_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) -> tuple[str, FastBlocks]:
+def fast_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_heads: int) -> tuple[str, FastBlocks]:
     """(HF name, the kernels' form) of one tensor of a type in `gguf_blocks.FAST_TYPES`, read from its
     blocks; rows of Q and K un-permuted like the dequantized weights."""
     from .gguf_blocks import FastBlocks, fast_blocks
@@ -117,8 +118,7 @@ def fast_weight(file: GGUFFile, tensor: Any, num_heads: int, num_kv_heads: int) 
     blocks: FastBlocks | None = None
     for start in range(0, rows, ROWS_PER_READ):
         stop = min(rows, start + ROWS_PER_READ)
-        raw = tensor.rows(start, stop) if hasattr(tensor, "rows") else np.asarray(tensor.data)[start:stop]
-        part = fast_blocks(raw, tensor.tensor_type)  # rows [start, stop)
+        part = fast_blocks(tensor.rows(start, stop), tensor.tensor_type)  # rows [start, stop)
         if blocks is None:
             blocks = FastBlocks(codes=np.empty((rows, part.codes.shape[1]), np.uint8), bits=part.bits,
                                 scale=np.empty((rows, part.scale.shape[1]), np.float16),

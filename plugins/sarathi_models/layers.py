@@ -34,9 +34,9 @@ class Linear(nn.Module):
 
     `quantized`, when the loader sets it, is the same weight in a quantized form that small steps
     read instead of W (see `quant`). W itself may be gone (`weight` is None) in two ways: a weight
-    stored quantized (`PackedWeight`) has no other copy, and larger steps multiply its dequantized values
-(`PackedWeight.gemm`); or `pack` ran,
-    and W lives on in oneDNN's layout (`prepacked`, see `prepack`).
+    stored quantized (`PackedWeight`) has no other copy, and larger steps multiply its dequantized
+    values (`PackedWeight.gemm`); or `pack` ran, and W lives on in oneDNN's layout (`prepacked`, see
+    `prepack`).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:

@@ -35,10 +35,10 @@ outliers that a group's int8 step blurs, and every later token attends to them).
 prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
 GEMM: on the bf16 values of a `PackedWeight` when it is the layer's only copy (a weight stored
 quantized: `PackedWeight.gemm`, which dequantizes tiles into cache inside the product, or on the
-portable build the whole weight for torch's GEMM; the values are exactly those a dense load of
-the file gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for
-oneDNN: see `prepack`). The quantized kernels need bf16 activations: an fp32 model is never quantized and stays
-exact.
+portable build the whole weight for torch's GEMM; the values are exactly those a dense load of the
+file gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for
+oneDNN: see `prepack`). The quantized kernels need bf16 activations: an fp32 model is never
+quantized and stays exact.
 
 Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 """
@@ -125,7 +125,7 @@ class PackedWeight:
 
     def dequantize(self) -> torch.Tensor:
         """The weight as bf16 [N, K] (a transposed view of a fresh [K, N] tensor: see
-        `csrc/dequant_core.h`), for the steps too large for `matmul`."""
+        `csrc/dequant_core.h`): what `gemm` multiplies, whole on the portable build."""
         k = self.codes.shape[1] * GROUP_SIZE
         transposed = torch.empty(k, self.out_features, dtype=torch.bfloat16)  # [K, N]
         self.kernels.dequantize_transposed(self.codes, self.scales, self.out_features, transposed)  # type: ignore[attr-defined]
@@ -179,23 +179,21 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
     for first in range(0, tiles, TILES_PER_PACK):  # in parts: no temporary as large as the weight
         last = min(tiles, first + TILES_PER_PACK)
         rows = slice(first * TILE, min(n, last * TILE))
-        pad = (last - first) * TILE - (rows.stop - rows.start)
-        padded = torch.nn.functional.pad(codes[rows].to(torch.uint8), (0, 0, 0, pad))  # [t * 16, K]
+        padded = _padded_rows(codes[rows].to(torch.uint8), last - first)  # [t * 16, K]
         quads = padded.view(last - first, TILE, groups, 8, 4)  # [t, lane, G, quad, j]
         if bits == 4:
             quads = quads[:, :, :, :4] | (quads[:, :, :, 4:] << 4)  # [t, lane, G, 4, 4]
         tiled[first:last] = quads.permute(0, 2, 3, 1, 4).reshape(last - first, groups, bits, 4 * TILE)
-
-        def per_tile(values: torch.Tensor) -> torch.Tensor:  # [rows, G'] -> [t, G', 16] fp16
-            padded_values = torch.nn.functional.pad(values[rows].to(torch.float16), (0, 0, 0, pad))  # [t * 16, G']
-            return padded_values.view(last - first, TILE, -1).transpose(1, 2)
-
-        if halves:
-            for i, values in enumerate(v[:, half::2] for half in (0, 1) for v in (scale, minimum)):
-                scales[first:last, :, i] = per_tile(values)
-        else:
-            scales[first:last, :, 0], scales[first:last, :, 1] = per_tile(scale), per_tile(minimum)
+        parts = [v[:, half::2] for half in (0, 1) for v in (scale, minimum)] if halves else [scale, minimum]
+        for i, values in enumerate(parts):  # [N, G] each -> [t, G, 16]
+            per_lane = _padded_rows(values[rows].to(torch.float16), last - first)  # [t * 16, G]
+            scales[first:last, :, i] = per_lane.view(last - first, TILE, -1).transpose(1, 2)
     return PackedWeight(codes=tiled, scales=scales, out_features=n, kernels=fused)
+
+
+def _padded_rows(values: torch.Tensor, tiles: int) -> torch.Tensor:
+    """values [r, C] with zero rows appended up to `tiles` whole tiles: [tiles * 16, C]."""
+    return torch.nn.functional.pad(values, (0, 0, 0, tiles * TILE - values.shape[0]))
 
 
 def _check_groups(k: int) -> None:
