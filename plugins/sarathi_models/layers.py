@@ -68,7 +68,8 @@ class MergedLinear(Linear):
     """Several projections of the same input as one matmul; output is their concatenation.
 
     `shards` names each part in order (e.g. ("q", "k", "v")) with its output size; a checkpoint tensor
-    of part `name` is copied into that part's rows of the fused weight and bias.
+    of part `name` is copied into that part's rows of the fused weight and bias, and one stored already
+    fused (Phi-3's `qkv_proj`, `gate_up_proj`: the parts' rows in the same order) into all of it.
     """
 
     def __init__(self, in_features: int, shards: Sequence[tuple[str, int]], bias: bool = False) -> None:
@@ -81,7 +82,8 @@ class MergedLinear(Linear):
 
     def weight_loader(self, param: torch.Tensor, loaded: torch.Tensor, shard_id: str | None = None) -> None:
         if shard_id is None:
-            raise ConfigError(f"a fused projection takes its parts one by one ({', '.join(self.shard_offsets)})")
+            default_weight_loader(param, loaded)
+            return
         offset, size = self.shard_offsets[shard_id]
         default_weight_loader(param.data.narrow(0, offset, size), loaded)
 

@@ -67,15 +67,21 @@ def load_weights(model: CausalLM, tensors: Iterable[tuple[str, torch.Tensor]]) -
             loader(param, tensor, shard_id)
         except ConfigError as exc:
             raise ConfigError(f"checkpoint tensor {name!r}: {exc}") from None
-        filled.add((target, shard_id))
+        shards = _shards(model, target)
+        filled |= {(target, s) for s in shards} if shard_id is None and shards else {(target, shard_id)}
     expected: set[tuple[str, str | None]] = set()
     for p in params:
-        shards = getattr(model.get_submodule(p.rpartition(".")[0]), "shard_offsets", None)  # type: ignore[attr-defined]
+        shards = _shards(model, p)
         expected |= {(p, s) for s in shards} if shards else {(p, None)}
     missing = sorted(f"{p}[{s}]" if s else p for p, s in expected - filled)
     if missing:
         more = " ..." if len(missing) > 8 else ""
         raise ConfigError(f"checkpoint lacks weights for: {', '.join(missing[:8])}{more}")
+
+
+def _shards(model: CausalLM, param: str) -> list[str]:
+    """The parts of a fused parameter (a `MergedLinear`'s shard ids), or [] for a plain one."""
+    return list(getattr(model.get_submodule(param.rpartition(".")[0]), "shard_offsets", None) or [])  # type: ignore[attr-defined]
 
 
 def _target(name: str, packed: Mapping[str, tuple[str, str]]) -> tuple[str, str | None]:

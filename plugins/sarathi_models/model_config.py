@@ -1,8 +1,9 @@
 """ModelConfig: the shape of a Llama-family checkpoint, read from its config.json.
 
-One frozen dataclass for Llama, Mistral and Qwen2: they differ only in which projections carry a bias
-and which layers use a sliding window, so each architecture is a `family` of quirks here rather than a
-class of its own. Reads both spellings of RoPE settings: transformers < 5 writes `rope_theta` and
+One frozen dataclass for Llama, Mistral, Qwen2, Qwen3 and Phi-3: they differ only in which projections
+carry a bias, which layers use a sliding window and whether Q and K are normalized (Phi-3's checkpoints
+also store q/k/v and gate/up already fused, which the loader takes as they are), so each architecture
+is a `family` of quirks here rather than a class of its own. Reads both spellings of RoPE settings: transformers < 5 writes `rope_theta` and
 `rope_scaling`, transformers 5 writes `rope_parameters`.
 
 Imports only the standard library and the public `sarathi_sdk` API (no torch).
@@ -18,7 +19,7 @@ from typing import Any
 
 from sarathi_sdk import ConfigError
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3")
 ROPE_TYPES = ("default", "linear", "llama3")
 
 
@@ -57,7 +58,8 @@ class ModelConfig:
 
     @classmethod
     def from_hf(cls, hf: Mapping[str, Any], family: str) -> ModelConfig:
-        """Read a config.json dict of an architecture of `family` ("llama", "mistral", "qwen2", "qwen3")."""
+        """Read a config.json dict of an architecture of `family` ("llama", "mistral", "qwen2", "qwen3",
+        "phi3")."""
         if family not in FAMILIES:
             raise ConfigError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
         act = hf.get("hidden_act", "silu")
@@ -142,13 +144,13 @@ def _rope_config(hf: Mapping[str, Any]) -> RopeConfig:
 
 
 def _sliding_windows(hf: Mapping[str, Any], family: str, num_layers: int) -> tuple[int | None, ...]:
-    """Window per layer as transformers applies it: Llama never; Mistral on every layer when
+    """Window per layer as transformers applies it: Llama never; Mistral and Phi-3 on every layer when
     `sliding_window` is set; Qwen2 and Qwen3 only with `use_sliding_window`, on the layers `layer_types` marks
     (or, without it, from `max_window_layers` on)."""
     window = hf.get("sliding_window")
     if family == "llama" or window is None:
         return (None,) * num_layers
-    if family == "mistral":
+    if family in ("mistral", "phi3"):
         return (int(window),) * num_layers
     if not hf.get("use_sliding_window", False):
         return (None,) * num_layers

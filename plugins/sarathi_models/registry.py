@@ -13,7 +13,7 @@ from typing import Any
 from sarathi_sdk import ConfigError, EngineConfig
 
 _FAMILIES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-             "Qwen3ForCausalLM": "qwen3"}
+             "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3"}
 
 
 def _llama_family(family: str) -> Callable[[dict[str, Any]], Any]:

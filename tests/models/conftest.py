@@ -54,8 +54,10 @@ VARIANTS = {
     ),
     # Q and K normalized per head before rope; head_dim 32 where hidden / heads is 16; tied head.
     "qwen3": ("Qwen3ForCausalLM", {"head_dim": 32, "tie_word_embeddings": True}),
+    # q/k/v and gate/up stored fused; a sliding window on every layer (pad id inside the tiny vocabulary).
+    "phi3": ("Phi3ForCausalLM", {"sliding_window": 16, "pad_token_id": 0}),
 }
-ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3", "qwen3")
+ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3", "qwen3", "phi3")
 
 
 @pytest.fixture(scope="session")

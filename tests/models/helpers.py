@@ -36,7 +36,7 @@ GREEDY = SamplingParams(temperature=0, max_tokens=1024)
 def save_tiny(folder: Path, architecture: str, seed: int = 0, max_shard_size: str | None = None, **overrides) -> Path:
     """Save a random `architecture` (e.g. "LlamaForCausalLM") with TINY's shape plus `overrides`."""
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-                  "Qwen3ForCausalLM": "qwen3"}
+                  "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3"}
     config = transformers.AutoConfig.for_model(model_type[architecture], **{**TINY, **overrides})
     torch.manual_seed(seed)
     model = getattr(transformers, architecture)(config)
