@@ -5,7 +5,9 @@
 // `dequantize` then torch's GEMM (what the other levels run) writes the whole bf16 weight out to memory
 // and oneDNN reorders it inside every call: about 20% of a 400-token prompt on the 2-core Zen 4 VM. Here
 // two tiles (32 output rows) at a time are dequantized into pairs of inputs (lane i of pair p holds
-// w[i][2p] and w[i][2p + 1], each `d * c + m` rounded to bf16 as `dequant_core.h` rounds it), and eight
+// w[i][2p] and w[i][2p + 1], each `d * c + m` rounded to bf16 by `vcvtne2ps2bf16`: to nearest even,
+// as `dequant_core.h` rounds, for every value `d * c + m` takes with finite scales, which is never a
+// NaN nor an fp32 denormal, where the instruction's rules differ), and eight
 // rows of x at a time multiply them: per pair of inputs, two weight vectors, eight broadcasts of x's
 // pair and sixteen vdpbf16ps into sixteen fp32 accumulators. The sums are fp32 in the order of the
 // inputs, rounded to bf16 once at the end (c10's rounding).
@@ -49,9 +51,11 @@ template <int Format>
 void dequantize_pairs(const uint8_t* codes, const uint16_t* scales, int64_t k, int64_t n, int64_t first,
                       uint32_t* buffer) {
   const int64_t groups = k / kGroup, tiles = (n + kTile - 1) / kTile;
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                              22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t b = 0; b < 2; ++b) {
     const int64_t t = first + b, lanes = std::clamp<int64_t>(n - t * kTile, 0, kTile);
-    const __mmask16 live = static_cast<__mmask16>((1u << lanes) - 1);
+    const __mmask32 live = static_cast<__mmask32>((uint64_t{1} << (2 * lanes)) - 1);  // two bf16 per lane
     for (int64_t g = 0; g < groups; ++g) {
       uint32_t* out = buffer + g * (kGroup / 2) * kPairLanes + b * kTile;
       if (t >= tiles) {
@@ -61,7 +65,7 @@ void dequantize_pairs(const uint8_t* codes, const uint16_t* scales, int64_t k, i
       const uint8_t* gc = codes + (t * groups + g) * kGroupBytes<Format>;
       const GroupScales<Format> s(scales + (t * groups + g) * kGroupScales<Format>);
       for (int64_t j = 0; j < kGroup; j += 2) {
-        __m512i halves[2];
+        __m512 w[2];
         for (int64_t i = 0; i < 2; ++i) {
           int64_t offset;
           int shift;
@@ -70,11 +74,12 @@ void dequantize_pairs(const uint8_t* codes, const uint16_t* scales, int64_t k, i
           const __m512i words = _mm512_loadu_si512(gc + offset);
           const __m512i code = _mm512_and_si512(_mm512_srl_epi32(words, _mm_cvtsi32_si128(shift)),
                                                 _mm512_set1_epi32(static_cast<int>(mask)));
-          const __m512 w = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(s.d[(j + i) / 16]), _mm512_cvtepi32_ps(code)),
-                                         _mm512_loadu_ps(s.m[(j + i) / 16]));
-          halves[i] = _mm512_maskz_mov_epi32(live, bf16_lanes(w));
+          w[i] = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(s.d[(j + i) / 16]), _mm512_cvtepi32_ps(code)),
+                               _mm512_loadu_ps(s.m[(j + i) / 16]));
         }
-        _mm512_storeu_si512(out + (j / 2) * kPairLanes, _mm512_or_si512(halves[0], _mm512_slli_epi32(halves[1], 16)));
+        // [w0 lanes 0-15 | w1 lanes 0-15] as bf16, then lane i's two values side by side
+        const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(w[1], w[0]);
+        _mm512_storeu_si512(out + (j / 2) * kPairLanes, _mm512_maskz_permutexvar_epi16(live, interleave, both));
       }
     }
   }
