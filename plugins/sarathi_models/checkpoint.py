@@ -119,7 +119,7 @@ class GGUFCheckpoint:
         """HF name -> its `gguf_tensors.GGUFTensor`."""
         for tensor in tensors:
             if tensor.name not in NOT_WEIGHTS:
-                self.by_name[hf_name(tensor.name)[0]] = tensor
+                self.by_name[hf_name(tensor.name, self.file.architecture)[0]] = tensor
 
     def quantized_weights(self) -> dict[str, int]:
         from .gguf_blocks import FAST_TYPES, FOUR_BIT_TYPES

@@ -39,14 +39,15 @@ class CpuAttention(TorchAttention):
         i: int,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         """Prefill chunk i: q [q_len, Hq, D] -> [q_len, Hq, D], by the kernel where it applies."""
-        if (sliding_window is None and q.dtype == torch.bfloat16 and q.shape[-1] == 64
+        if (sliding_window is None and softcap is None and q.dtype == torch.bfloat16 and q.shape[-1] == 64
                 and q.shape[1] <= 8 * k_cache.shape[2] and self.has_prefill_kernel):
             return self.kernels.prefill_attention(  # type: ignore[attr-defined]
                 q.contiguous(), k_cache, v_cache, context.prefill_block_tables[i], context.prefill_context_lens[i], scale
             )
-        return super().attend_prefill(q, k_cache, v_cache, context, i, scale, sliding_window)
+        return super().attend_prefill(q, k_cache, v_cache, context, i, scale, sliding_window, softcap)
 
     def attend_decodes(
         self,
@@ -56,8 +57,12 @@ class CpuAttention(TorchAttention):
         context: AttentionContext,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
-        """q [N, Hq, D] -> [N, Hq, D], each decode over positions 0 .. its own (or its window)."""
+        """q [N, Hq, D] -> [N, Hq, D], each decode over positions 0 .. its own (or its window); soft-capped
+        scores (Gemma 2) in torch ops, as the kernel has no cap."""
+        if softcap is not None:
+            return super().attend_decodes(q, k_cache, v_cache, context, scale, sliding_window, softcap)
         return self.kernels.decode_attention(  # type: ignore[attr-defined]
             q.contiguous(),
             k_cache,

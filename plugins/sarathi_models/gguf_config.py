@@ -6,6 +6,7 @@ multi-head attention, no rope base means 10000). Word embeddings are tied exactl
 `output.weight`. `rope_theta` is written in the classic form, which transformers 4 and 5 and our own
 loader all read. A `qwen2` file is `Qwen2ForCausalLM` (biases on Q, K and V), a `qwen3` one
 `Qwen3ForCausalLM` (Q and K normalized per head); neither with a sliding window (the GGUF keeps none).
+`gemma2` and `gemma3` files take what llama.cpp reads from them, with its defaults (`_gemma`).
 
 Imports only the standard library, numpy (when a file has rope_freqs), this package and the public
 `sarathi_sdk` API.
@@ -19,7 +20,8 @@ from sarathi_sdk import ConfigError
 
 from .gguf_file import GGUFFile
 
-ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                 "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
 """The Hugging Face class of each GGUF architecture the converter maps."""
 STORED_DTYPE = "float32"
 """Dequantized weights are fp32 values (scale * quant + min, computed in fp32); storing them as fp32
@@ -55,14 +57,61 @@ def model_config(file: GGUFFile) -> dict[str, Any]:
         "tie_word_embeddings": "output.weight" not in names,
         "torch_dtype": STORED_DTYPE,
     }
-    if model_type != "llama":
+    if model_type in ("qwen2", "qwen3"):
         config["use_sliding_window"] = False
     if (rope_scaling := _rope_scaling(file)) is not None:
         config["rope_scaling"] = rope_scaling
     if (factors := _rope_freqs(file)) is not None:
         config["rope_scaling"] = llama3_rope_scaling(factors, config["rope_theta"], head_dim, file.path.name)
+    if model_type in ("gemma2", "gemma3"):
+        config = _gemma(file, config)
     config.update(special_token_ids(file))
     return config
+
+
+def _gemma(file: GGUFFile, config: dict[str, Any]) -> dict[str, Any]:
+    """A Gemma file's config, as llama.cpp runs it (src/llama-model.cpp, src/llama-hparams.cpp):
+
+    - layer i is windowed when (i + 1) % pattern != 0, pattern `attention.sliding_window_pattern` (2 for
+      Gemma 2, 6 for Gemma 3); a Gemma 3 file without `attention.sliding_window` has no window at all;
+    - scores are scaled by head_dim**-0.5, except for the 27B models (46 layers of Gemma 2, 62 of Gemma
+      3: hidden / heads); the file does not say `query_pre_attn_scalar`;
+    - Gemma 2 caps scores and logits (50 and 30 unless the file says otherwise); Gemma 3 caps logits
+      only when the file has `final_logit_softcapping`;
+    - Gemma 3's windowed layers rotate with base `rope.freq_base_swa` (10000) and no scaling; its
+      `rope.freq_base` and `rope.scaling` are the other layers'.
+    """
+    model_type, layers = config["model_type"], config["num_hidden_layers"]
+    gemma2 = model_type == "gemma2"
+    window = file.hparam("attention.sliding_window", 4096 if gemma2 else 0)
+    pattern = file.hparam("attention.sliding_window_pattern", 2 if gemma2 else 6)
+    if isinstance(pattern, list):  # one flag per layer, true where windowed
+        windowed = [bool(flag) for flag in pattern]
+    else:
+        windowed = [bool(window) and (i + 1) % int(pattern) != 0 for i in range(layers)]
+    config.update(
+        hidden_act="gelu_pytorch_tanh",
+        hidden_activation="gelu_pytorch_tanh",
+        sliding_window=int(window) or None,
+        layer_types=["sliding_attention" if w else "full_attention" for w in windowed],
+        query_pre_attn_scalar=(config["hidden_size"] // config["num_attention_heads"]
+                               if layers == (46 if gemma2 else 62) else config["head_dim"]),
+        attn_logit_softcapping=float(file.hparam("attn_logit_softcapping", 50.0)) if gemma2 else None,
+        final_logit_softcapping=(float(file.hparam("final_logit_softcapping", 30.0)) if gemma2
+                                 else _optional(file.hparam("final_logit_softcapping"))),
+    )
+    if gemma2:
+        return config
+    config["model_type"] = "gemma3_text"
+    full = {"rope_type": "default", "rope_theta": config.pop("rope_theta")}
+    full.update(config.pop("rope_scaling", None) or {})
+    local = {"rope_type": "default", "rope_theta": float(file.hparam("rope.freq_base_swa", 10000.0))}
+    config["rope_parameters"] = {"full_attention": full, "sliding_attention": local}
+    return config
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None or not float(value) else float(value)
 
 
 def generation_config(file: GGUFFile) -> dict[str, Any]:

@@ -7,7 +7,8 @@ key-value metadata, and each tensor in its own quantization. The `gguf` package 
 tensor's bytes read when asked for); this module turns the fields into a dict and refuses, with
 a `ConfigError` naming the supported ones, a file of an architecture the converter cannot map onto a
 Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`, `qwen3`:
-`Qwen2ForCausalLM`, `Qwen3ForCausalLM`), before any weight is read.
+`Qwen2ForCausalLM`, `Qwen3ForCausalLM`; `gemma2`, `gemma3`: `Gemma2ForCausalLM`, `Gemma3ForCausalLM`),
+before any weight is read.
 
 Imports gguf, the standard library, this package and the public `sarathi_sdk` API.
 """
@@ -23,7 +24,7 @@ from sarathi_sdk import ConfigError
 from .gguf_parts import gguf_parts
 from .gguf_tensors import GGUFTensor, read_tensor_table
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3")
 
 
 @dataclass(frozen=True)

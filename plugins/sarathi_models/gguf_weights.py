@@ -1,8 +1,10 @@
-"""The tensors of a Llama, Qwen2 or Qwen3 GGUF as the Hugging Face model's state dict (numpy, fp32).
+"""The tensors of a Llama, Qwen2, Qwen3 or Gemma 2/3 GGUF as the Hugging Face model's state dict
+(numpy, fp32).
 
-Three things separate the two layouts:
+Four things separate the two layouts:
 
-- names: llama.cpp's `blk.N.attn_q.weight` is HF's `model.layers.N.self_attn.q_proj.weight`, and so on;
+- names: llama.cpp's `blk.N.attn_q.weight` is HF's `model.layers.N.self_attn.q_proj.weight`, and so on
+  (Gemma's four norms a layer have names of their own: its `ffn_norm` is the norm *before* the MLP);
 - quantization: every GGUF type the `gguf` package knows (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, the K-quants,
   F16, BF16, F32) is dequantized with its `dequantize`, row by row as stored;
 - rotary layout: for `llama` files, llama.cpp's converter permutes the rows of the Q and K projections
@@ -10,6 +12,8 @@ Three things separate the two layouts:
   computes them. Each head's rows are stored as (half, pair) and read here as (pair, half), which is
   the inverse. `qwen2` and `qwen3` files keep HF's rows (llama.cpp runs them with rotate-half, "neox",
   rope).
+- norm offsets: Gemma's RMSNorm multiplies by (1 + w); llama.cpp's converter stores 1 + w (in fp32),
+  so its plain RMSNorm computes the same. Read back, 1 is taken off again.
 
 An unknown tensor name is a `ConfigError`: silently dropping a tensor would give a model that loads
 and talks nonsense.
@@ -59,6 +63,13 @@ QUANTIZED_FILE = "quantized.safetensors"
 ROWS_PER_READ = 4096
 """A quantized tensor is read and turned into the kernels' form this many rows at a time (the default
 model's 49,152-row embedding: 2.5 MB of blocks a read instead of 30 MB and its temporaries)."""
+GEMMA_LAYER_NAMES = {
+    **LAYER_NAMES,
+    "post_attention_norm": "post_attention_layernorm",
+    "ffn_norm": "pre_feedforward_layernorm",
+    "post_ffw_norm": "post_feedforward_layernorm",
+}
+GEMMA_ARCHITECTURES = ("gemma2", "gemma3")
 LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
 
@@ -73,25 +84,29 @@ def dense_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_head
     """(HF name, fp32 array in HF shape) of one tensor of the file, dequantized."""
     import gguf
 
-    name, kind = hf_name(tensor.name)
+    name, kind = hf_name(tensor.name, file.architecture)
     # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
     array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
     if kind == "attn_q" and permuted_rope(file):
         array = unpermute_rope_rows(array, num_heads)
     elif kind == "attn_k" and permuted_rope(file):
         array = unpermute_rope_rows(array, num_kv_heads)
+    elif file.architecture in GEMMA_ARCHITECTURES and name.endswith("norm.weight"):
+        array = array - np.float32(1.0)
     return name, array
 
 
-def hf_name(gguf_name: str) -> tuple[str, str]:
-    """The HF name of a GGUF tensor, and its llama.cpp kind (`attn_q`, ...) for layer tensors."""
+def hf_name(gguf_name: str, architecture: str) -> tuple[str, str]:
+    """The HF name of a GGUF tensor of a file of `architecture`, and its llama.cpp kind (`attn_q`, ...)
+    for layer tensors."""
     if gguf_name in GLOBAL_NAMES:
         return GLOBAL_NAMES[gguf_name], gguf_name
+    names = GEMMA_LAYER_NAMES if architecture in GEMMA_ARCHITECTURES else LAYER_NAMES
     match = LAYER_TENSOR.fullmatch(gguf_name)
-    if match is None or match.group(2) not in LAYER_NAMES:
-        raise ConfigError(f"GGUF tensor {gguf_name!r} has no place in a LlamaForCausalLM")
+    if match is None or match.group(2) not in names:
+        raise ConfigError(f"GGUF tensor {gguf_name!r} has no place in a {architecture} model")
     layer, kind, suffix = match.groups()
-    return f"model.layers.{layer}.{LAYER_NAMES[kind]}.{suffix}", kind
+    return f"model.layers.{layer}.{names[kind]}.{suffix}", kind
 
 
 def permuted_rope(file: GGUFFile) -> bool:
@@ -113,7 +128,7 @@ def fast_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_heads
     blocks; rows of Q and K un-permuted like the dequantized weights."""
     from .gguf_blocks import FastBlocks, fast_blocks
 
-    name, kind = hf_name(tensor.name)
+    name, kind = hf_name(tensor.name, file.architecture)
     rows = int(tensor.shape[1])
     blocks: FastBlocks | None = None
     for start in range(0, rows, ROWS_PER_READ):

@@ -1,4 +1,5 @@
-"""The building blocks of a Llama-family model: linear layers that load their own weights, RMSNorm.
+"""The building blocks of a Llama-family model: linear layers that load their own weights, RMSNorm
+(and Gemma's), the gated activations.
 
 Parameters are created with `torch.empty` (the model is built on the meta device and materialised with
 `to_empty`; no time goes into a random init the checkpoint overwrites). A checkpoint tensor reaches its
@@ -120,6 +121,22 @@ class RMSNorm(nn.Module):
         x32 = x.float()  # [T, H]
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)  # [T, H]
+
+
+class GemmaRMSNorm(RMSNorm):
+    """x / rms(x) * (1 + w), all in fp32 and cast back once, as transformers' Gemma does: Gemma's
+    weights are offsets from 1, and rounding the multiplier to bf16 would move it by up to 2^-9."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()  # [..., H]
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x32 * (1.0 + self.weight.float())).to(x.dtype)  # [..., H]
+
+
+def gelu_tanh_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """GeGLU (Gemma): gelu_tanh(gate) * up, from the fused [T, 2I] gate/up projection -> [T, I]."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.gelu(gate, approximate="tanh") * up
 
 
 def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:

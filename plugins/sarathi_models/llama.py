@@ -1,4 +1,4 @@
-"""Llama-family decoder (Llama 2/3, Mistral, Qwen2): embedding, RoPE, GQA attention, SwiGLU, LM head.
+"""Llama-family decoder (Llama 2/3, Mistral, Qwen2/3, Phi-3): embedding, RoPE, GQA attention, SwiGLU, LM head.
 
 Module names mirror the Hugging Face checkpoints (`model.layers.N.self_attn...`) so weights load by
 name; q/k/v and gate/up are fused (`packed_modules` maps the checkpoint names onto them). The forward
@@ -16,7 +16,7 @@ from torch import nn
 
 from .context import ContextSlot
 from .decode_stack import build_decode_stack, takes_decode_stack
-from .layers import Embedding, Linear, MergedLinear, RMSNorm, silu_and_mul
+from .layers import Embedding, GemmaRMSNorm, Linear, MergedLinear, RMSNorm, gelu_tanh_and_mul, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
 from .quant import QUANTIZED_MAX_ROWS, PackedWeight, QuantizedWeight, takes_quantized_kernel
@@ -34,10 +34,12 @@ class LlamaAttention(nn.Module):
             bias=config.qkv_bias,
         )
         self.o_proj = Linear(config.num_heads * d, config.hidden_size, bias=config.o_bias)
-        # Qwen3: each head's query and key normalized over D (weights [D]) before the rotary embedding
-        self.q_norm = RMSNorm(d, config.rms_norm_eps) if config.qk_norm else None
-        self.k_norm = RMSNorm(d, config.rms_norm_eps) if config.qk_norm else None
-        self.scale = d**-0.5
+        # Qwen3, Gemma 3: each head's query and key normalized over D (weights [D]) before the rotary embedding
+        norm = GemmaRMSNorm if config.gemma_norms else RMSNorm
+        self.q_norm = norm(d, config.rms_norm_eps) if config.qk_norm else None
+        self.k_norm = norm(d, config.rms_norm_eps) if config.qk_norm else None
+        self.scale = config.attention_scale
+        self.softcap = config.attn_logit_softcapping
         self.sliding_window = config.sliding_windows[layer_index]
         self.context = context
         self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -57,7 +59,7 @@ class LlamaAttention(nn.Module):
         k = apply_rotary(k.reshape(t, self.num_kv_heads, d), cos, sin)  # [T, Hkv, D]
         out = self.attention.forward(
             q, k, v.view(t, self.num_kv_heads, d), self.kv_cache, self.context.current,
-            scale=self.scale, sliding_window=self.sliding_window,
+            scale=self.scale, sliding_window=self.sliding_window, softcap=self.softcap,
         )  # [T, Hq, D]
         return self.o_proj(out.view(t, self.num_heads * d))  # [T, H]
 
@@ -68,9 +70,10 @@ class LlamaMLP(nn.Module):
         size = config.intermediate_size
         self.gate_up_proj = MergedLinear(config.hidden_size, [("gate", size), ("up", size)], bias=config.mlp_bias)
         self.down_proj = Linear(size, config.hidden_size, bias=config.mlp_bias)
+        self.act_and_mul = gelu_tanh_and_mul if config.hidden_act == "gelu_pytorch_tanh" else silu_and_mul
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(silu_and_mul(self.gate_up_proj(x)))  # [T, H]
+        return self.down_proj(self.act_and_mul(self.gate_up_proj(x)))  # [T, H]
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -124,11 +127,14 @@ class LlamaForCausalLM(nn.Module):
         "up_proj": ("gate_up_proj", "up"),
     }
 
+    model_class: type[nn.Module] = LlamaModel
+    """The decoder the head sits on (Gemma's subclass swaps in its own)."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.context = ContextSlot()
-        self.model = LlamaModel(config, self.context)
+        self.model: Any = self.model_class(config, self.context)
         self.lm_head = None if config.tie_word_embeddings else Linear(config.hidden_size, config.vocab_size)
         self.tied_head_quantized: QuantizedWeight | None = None
         """The tied LM head (the embedding) quantized, when the loader makes it so."""

@@ -39,10 +39,12 @@ class AttentionBackend(Protocol):
         *,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         """Write k/v [T, Hkv, D] into the layer's cache (each [num_blocks, block_size, Hkv, D]) at
         `context.slot_mapping`, then attend q [T, Hq, D] to the positions each token may see
-        (causal, and within `sliding_window` when set). Returns [T, Hq, D]."""
+        (causal, and within `sliding_window` when set), scores scaled by `scale` and, with `softcap`
+        (Gemma 2), capped to softcap * tanh(score / softcap). Returns [T, Hq, D]."""
         ...
 
 

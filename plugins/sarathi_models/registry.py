@@ -13,15 +13,18 @@ from typing import Any
 from sarathi_sdk import ConfigError, EngineConfig
 
 _FAMILIES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-             "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3"}
+             "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3", "Gemma2ForCausalLM": "gemma2",
+             "Gemma3ForCausalLM": "gemma3"}
 
 
 def _llama_family(family: str) -> Callable[[dict[str, Any]], Any]:
     def build(hf_config: dict[str, Any]) -> Any:
+        from .gemma import GemmaForCausalLM
         from .llama import LlamaForCausalLM
-        from .model_config import ModelConfig
+        from .model_config import GEMMA_FAMILIES, ModelConfig
 
-        return LlamaForCausalLM(ModelConfig.from_hf(hf_config, family))
+        config = ModelConfig.from_hf(hf_config, family)
+        return GemmaForCausalLM(config) if family in GEMMA_FAMILIES else LlamaForCausalLM(config)
 
     return build
 

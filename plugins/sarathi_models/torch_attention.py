@@ -11,7 +11,8 @@ Both use `scaled_dot_product_attention` with a boolean mask (cached prefix, caus
 except decodes in bf16 on the CPU: there SDPA measured 6-13x slower than a plain matmul-softmax (16-64
 decodes, 512-1024 context, one thread), while for prefill chunks it was as fast or faster in both dtypes
 (2-3x in fp32 at 512 x 2048). The matmul-softmax path soft-maxes in fp32, as transformers' eager
-attention does.
+attention does. Soft-capped scores (Gemma 2: c tanh(s / c)) take the matmul-softmax path everywhere,
+since SDPA has no place to apply the cap.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class TorchAttention:
         *,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         k_cache, v_cache = kv_cache  # each [num_blocks, block_size, Hkv, D]
         num_kv_heads, head_dim = k_cache.shape[2], k_cache.shape[3]
@@ -63,10 +65,11 @@ class TorchAttention:
         out = torch.empty_like(q)  # [T, Hq, D]
         for i, start in enumerate(context.prefill_query_starts):
             end = start + context.prefill_query_lens[i]
-            out[start:end] = self.attend_prefill(q[start:end], k_cache, v_cache, context, i, scale, sliding_window)
+            out[start:end] = self.attend_prefill(q[start:end], k_cache, v_cache, context, i, scale, sliding_window,
+                                                 softcap)
         if context.num_decodes:
             n = context.num_prefill_tokens
-            out[n:] = self.attend_decodes(q[n:], k_cache, v_cache, context, scale, sliding_window)
+            out[n:] = self.attend_decodes(q[n:], k_cache, v_cache, context, scale, sliding_window, softcap)
         return out
 
     def attend_prefill(
@@ -78,15 +81,18 @@ class TorchAttention:
         i: int,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         """Prefill chunk i of the step: q [q_len, Hq, D] over its context in the cache -> [q_len, Hq, D]."""
         plan: _StepPlan = context.backend_state
         length = context.prefill_context_lens[i]
         keys = k_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
         values = v_cache[plan.prefill_blocks[i]].flatten(0, 1)[:length]  # [L, Hkv, D]
-        if length == q.shape[0] and sliding_window is None:  # a whole prompt: plain causal
+        if length == q.shape[0] and sliding_window is None and softcap is None:  # a whole prompt: plain causal
             return _attend_chunk(q, keys, values, None, scale)
         mask = _prefill_mask(plan, context, sliding_window, i)  # [q_len, L]
+        if softcap is not None:
+            return _attend_chunk_capped(q, keys, values, mask, scale, softcap)
         return _attend_chunk(q, keys, values, mask, scale)
 
     def attend_decodes(
@@ -97,10 +103,11 @@ class TorchAttention:
         context: AttentionContext,
         scale: float,
         sliding_window: int | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         """Every decode of the step: q [N, Hq, D] over its own context in the cache -> [N, Hq, D]."""
         mask = _decode_mask(context.backend_state, context, sliding_window)  # [N, 1, 1, L]
-        return _attend_decodes(q, k_cache, v_cache, context, mask, scale)
+        return _attend_decodes(q, k_cache, v_cache, context, mask, scale, softcap)
 
 
 def _attend_chunk(
@@ -117,6 +124,22 @@ def _attend_chunk(
     return out[0].transpose(0, 1)
 
 
+def _attend_chunk_capped(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, scale: float, softcap: float
+) -> torch.Tensor:
+    """`_attend_chunk` with soft-capped scores, as transformers' eager attention computes them:
+    q [Tq, Hq, D] over keys/values [L, Hkv, D] where mask [Tq, L] allows -> [Tq, Hq, D]."""
+    tq, num_heads, head_dim = q.shape
+    num_kv_heads = keys.shape[1]
+    grouped = q.view(tq, num_kv_heads, num_heads // num_kv_heads, head_dim).permute(1, 2, 0, 3)  # [Hkv, G, Tq, D]
+    scores = torch.matmul(grouped, keys.permute(1, 2, 0)[:, None]) * scale  # [Hkv, G, Tq, L]
+    scores = torch.tanh(scores / softcap) * softcap
+    scores.masked_fill_(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # [Hkv, G, Tq, L]
+    out = torch.matmul(probs, values.transpose(0, 1)[:, None])  # [Hkv, G, Tq, D]
+    return out.permute(2, 0, 1, 3).reshape(tq, num_heads, head_dim)
+
+
 def _attend_decodes(
     q: torch.Tensor,
     k_cache: torch.Tensor,
@@ -124,6 +147,7 @@ def _attend_decodes(
     context: AttentionContext,
     mask: torch.Tensor,
     scale: float,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Every decode at once: q [N, Hq, D] over its own padded context, mask [N, 1, 1, L] -> [N, Hq, D].
 
@@ -136,10 +160,12 @@ def _attend_decodes(
     keys = k_cache[tables].flatten(1, 2)[:, :length].transpose(1, 2)  # [N, Hkv, L, D]
     values = v_cache[tables].flatten(1, 2)[:, :length].transpose(1, 2)  # [N, Hkv, L, D]
     q = q.view(n, num_kv_heads, num_heads // num_kv_heads, head_dim)  # [N, Hkv, G, D]
-    if q.device.type != "cpu" or q.dtype == torch.float32:
+    if softcap is None and (q.device.type != "cpu" or q.dtype == torch.float32):
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)  # [N, Hkv, G, D]
         return out.reshape(n, num_heads, head_dim)
     scores = torch.matmul(q, keys.transpose(-1, -2)) * scale  # [N, Hkv, G, L]
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     scores.masked_fill_(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # [N, Hkv, G, L]
     return torch.matmul(probs, values).reshape(n, num_heads, head_dim)  # [N, Hq, D]

@@ -90,9 +90,9 @@ def write_kv(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: t
 
 
 def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sequences: StepSequences,
-                    scale: float, sliding_window: int | None) -> torch.Tensor:
+                    scale: float, sliding_window: int | None, softcap: float | None = None) -> torch.Tensor:
     """q [T, Hq, D] attending, per sequence, to its context in the caches [num_blocks, block_size,
-    Hkv, D]; returns [T, Hq, D] in q's dtype."""
+    Hkv, D], scores soft-capped when `softcap` is set; returns [T, Hq, D] in q's dtype."""
     tokens, q_heads, head_dim = q.shape
     _, block_size, kv_heads, cache_dim = k_cache.shape
     _check(cache_dim == head_dim and head_dim <= MAX_HEAD_DIM, f"head_dim {head_dim} vs cache {cache_dim}")
@@ -111,10 +111,10 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
         q.stride(0), q.stride(1), out.stride(0), out.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         sequences.block_tables.stride(0),
-        scale, sliding_window or NO_WINDOW,
+        scale, sliding_window or NO_WINDOW, softcap or 1.0,
         BLOCK_SIZE=block_size, GROUP=q_heads // kv_heads, HEAD_DIM=head_dim,
         BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=max(16, triton.next_power_of_2(head_dim)),
-        DOT_FP32=interpreting() or q.dtype == torch.float32,
+        DOT_FP32=interpreting() or q.dtype == torch.float32, SOFTCAP=softcap is not None,
     )
     return out
 
@@ -126,10 +126,11 @@ class TritonAttention:
         context.backend_state = step_sequences(context)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_cache: tuple[torch.Tensor, torch.Tensor],
-                context: Any, *, scale: float, sliding_window: int | None) -> torch.Tensor:
+                context: Any, *, scale: float, sliding_window: int | None,
+                softcap: float | None = None) -> torch.Tensor:
         k_cache, v_cache = kv_cache  # each [num_blocks, block_size, Hkv, D]
         write_kv(k, v, k_cache, v_cache, context.slot_mapping)
-        return paged_attention(q, k_cache, v_cache, context.backend_state, scale, sliding_window)
+        return paged_attention(q, k_cache, v_cache, context.backend_state, scale, sliding_window, softcap)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -52,8 +52,10 @@ def paged_attention_kernel(
     stride_cb, stride_cs, stride_ch,
     stride_bt,
     scale, window,  # window: keys a query sees counting itself; a huge number when there is none
+    softcap,  # Gemma 2: scores s become softcap * tanh(s / softcap) (only when SOFTCAP)
     BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_FP32: tl.constexpr,
+    SOFTCAP: tl.constexpr,
 ):
     seq = tl.program_id(0)
     head = tl.program_id(1)
@@ -93,6 +95,8 @@ def paged_attention_kernel(
             k = k.to(tl.float32)
             v = v.to(tl.float32)
         scores = tl.dot(q, tl.trans(k)) * scale  # [BLOCK_M, BLOCK_N] fp32
+        if SOFTCAP:  # tanh(x) = 1 - 2 / (exp(2x) + 1): exact at both ends, where exp over- or underflows
+            scores = softcap * (1.0 - 2.0 / (tl.exp(2.0 * scores / softcap) + 1.0))
         distance = positions[:, None] - keys[None, :]
         allowed = key_live[None, :] & (distance >= 0) & (distance < window)
         scores = tl.where(allowed, scores, float("-inf"))

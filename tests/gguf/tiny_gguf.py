@@ -1,10 +1,12 @@
-"""Writes small Llama GGUF files the way llama.cpp's converter does, for tests of our converter.
+"""Writes small Llama, Qwen and Gemma GGUF files the way llama.cpp's converter does, for tests of our
+converter.
 
 A random `LlamaForCausalLM` from transformers (the reference) is written with gguf's `GGUFWriter`:
 llama.cpp's tensor names, its Q/K row permutation (each head's rows reordered from rotate-half to
 interleaved pairs), a chosen quantization per tensor, and a sentencepiece vocabulary with scores and
 token types, as `convert_hf_to_gguf.py` stores Llama 2's. Converting such a file back must give the
-reference model again.
+reference model again. Gemma files follow its `Gemma2Model` / `Gemma3Model`: the norms' own names, 1
+added to every norm weight, no permutation, and the metadata each writes (`_add_gemma_metadata`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,18 @@ import gguf
 import numpy as np
 import sentencepiece
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 
 from tests.gguf.kquants import quantize_k, quantize_q6_k
 
@@ -31,6 +44,12 @@ LAYER_NAMES = {
     "mlp.down_proj": "ffn_down",
     "self_attn.q_norm": "attn_q_norm",
     "self_attn.k_norm": "attn_k_norm",
+}
+GEMMA_LAYER_NAMES = {
+    **LAYER_NAMES,
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
 }
 CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
 
@@ -73,6 +92,41 @@ def random_qwen3(vocab_size: int) -> Qwen3ForCausalLM:
             if name.endswith(("q_norm.weight", "k_norm.weight")):
                 parameter.uniform_(0.5, 1.5)
     return model
+
+
+def random_gemma(architecture: str, vocab_size: int, hidden_size: int = 64, intermediate_size: int = 96):
+    """A Gemma 2 (3 layers: 0 and 2 windowed, scores and logits capped low enough to bite) or Gemma 3 (6
+    layers: 0-4 windowed; the sixth's RoPE of another base, linearly scaled) with windows of 8 tokens,
+    4 query and 2 KV heads, weights as `gemma_weights_that_vary` sets them."""
+    torch.manual_seed(0)
+    shape = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=hidden_size // 4,
+                 query_pre_attn_scalar=hidden_size // 4, sliding_window=8, max_position_embeddings=256,
+                 rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.1)
+    if architecture == "gemma2":
+        model = Gemma2ForCausalLM(Gemma2Config(num_hidden_layers=3, attn_logit_softcapping=3.0,
+                                               final_logit_softcapping=5.0, **shape))
+    else:
+        rope = {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 100000.0}}
+        model = Gemma3ForCausalLM(Gemma3TextConfig(num_hidden_layers=6, rope_parameters=rope, **shape))
+    gemma_weights_that_vary(model)
+    return model.eval()
+
+
+def gemma_weights_that_vary(model) -> None:
+    """Norm offsets at random, and small embeddings: transformers starts the offsets at 0 (which would
+    hide the 1 the converter adds), and with its embeddings (scaled by sqrt(hidden_size), tied to the
+    head) each greedy token is the one before it again; with these a tiny Gemma's 16 greedy tokens are
+    8-16 distinct ones, and its fp32 logits stay within 1e-5 (relative) of fp64's (larger offsets
+    made them 5e-4 apart)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("norm.weight"):
+                parameter.normal_(0.0, 0.5)
+            elif name.endswith("embed_tokens.weight"):
+                parameter.normal_(0.0, 0.01)
 
 
 def llama3_rope_factors(config) -> np.ndarray | None:
@@ -125,17 +179,20 @@ def write_llama_gguf(
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_rope_freq_base(float((getattr(config, "rope_parameters", None) or {}).get("rope_theta", 50000.0)))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    writer.add_rope_dimension_count(head_dim)
+    if architecture.startswith("gemma"):
+        _add_gemma_metadata(writer, config, architecture)
+    else:
+        writer.add_rope_freq_base(float((getattr(config, "rope_parameters", None) or {}).get("rope_theta", 50000.0)))
+        writer.add_rope_dimension_count(head_dim)
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
     _add_sentencepiece_vocab(writer, sp_model, byte_level_pre)
     writer.add_chat_template(CHAT_TEMPLATE)
     if (factors := llama3_rope_factors(config)) is not None:
         writer.add_tensor("rope_freqs.weight", factors)
-    for name, array in gguf_tensors(model, permute=architecture == "llama"):
+    for name, array in gguf_tensors(model, permute=architecture == "llama", gemma=architecture.startswith("gemma")):
         qtype = (quant or {}).get(name, gguf.GGMLQuantizationType.F32)
         if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, array)
@@ -152,16 +209,35 @@ def write_llama_gguf(
     writer.close()
 
 
-def gguf_tensors(model, permute: bool = True):
+def _add_gemma_metadata(writer: gguf.GGUFWriter, config, architecture: str) -> None:
+    """What the converter writes beside the shapes: Gemma 2 its caps and window, no RoPE key at all
+    (llama.cpp takes base 10000); Gemma 3 the full-attention layers' base and scaling, the windowed
+    layers' base, and the window."""
+    writer.add_sliding_window(config.sliding_window)
+    if architecture == "gemma2":
+        writer.add_float32(f"{architecture}.attn_logit_softcapping", config.attn_logit_softcapping)
+        writer.add_float32(f"{architecture}.final_logit_softcapping", config.final_logit_softcapping)
+        return
+    full, local = config.rope_parameters["full_attention"], config.rope_parameters["sliding_attention"]
+    writer.add_rope_freq_base(full["rope_theta"])
+    writer.add_float32(f"{architecture}.rope.freq_base_swa", local["rope_theta"])
+    if full["rope_type"] == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(full["factor"])
+
+
+def gguf_tensors(model, permute: bool = True, gemma: bool = False):
     """(GGUF name, fp32 array as llama.cpp stores it) of every tensor of `model`; its converter permutes
-    the Q and K rows of `llama` files only (a `qwen2` file keeps them)."""
+    the Q and K rows of `llama` files only (a `qwen2` file keeps them), and stores Gemma's norm weights
+    plus 1."""
     config = model.config
+    names = GEMMA_LAYER_NAMES if gemma else LAYER_NAMES
     for name, tensor in model.state_dict().items():
         array = tensor.float().numpy()
         if name == "model.embed_tokens.weight":
             yield "token_embd.weight", array
         elif name == "model.norm.weight":
-            yield "output_norm.weight", array
+            yield "output_norm.weight", array + 1 if gemma else array
         elif name == "lm_head.weight":
             if not config.tie_word_embeddings:
                 yield "output.weight", array
@@ -172,7 +248,9 @@ def gguf_tensors(model, permute: bool = True):
                 array = permute_for_gguf(array, config.num_attention_heads)
             elif permute and module == "self_attn.k_proj":
                 array = permute_for_gguf(array, config.num_key_value_heads)
-            yield f"blk.{layer}.{LAYER_NAMES[module]}.{suffix}", array
+            if gemma and module.endswith("norm"):
+                array = array + 1
+            yield f"blk.{layer}.{names[module]}.{suffix}", array
 
 
 def _add_sentencepiece_vocab(writer: gguf.GGUFWriter, sp_model: Path, pre: str | None) -> None:

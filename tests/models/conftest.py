@@ -56,8 +56,21 @@ VARIANTS = {
     "qwen3": ("Qwen3ForCausalLM", {"head_dim": 32, "tie_word_embeddings": True}),
     # q/k/v and gate/up stored fused; a sliding window on every layer (pad id inside the tiny vocabulary).
     "phi3": ("Phi3ForCausalLM", {"sliding_window": 16, "pad_token_id": 0}),
+    # Sandwich norms, GeGLU, scaled embeddings, attention and final logits soft-capped (caps low enough
+    # to bite at these weights), layers 0 and 2 windowed, query_pre_attn_scalar != head_dim.
+    "gemma2": ("Gemma2ForCausalLM", {"num_hidden_layers": 3, "head_dim": 32, "sliding_window": 16,
+                                     "query_pre_attn_scalar": 24, "attn_logit_softcapping": 3.0,
+                                     "final_logit_softcapping": 5.0, "pad_token_id": 0}),
+    # Q/K norms; five layers of six windowed, those rotating with a base of their own, the sixth with
+    # linearly scaled RoPE of another base.
+    "gemma3": ("Gemma3ForCausalLM", {"num_hidden_layers": 6, "sliding_window": 16, "query_pre_attn_scalar": 16,
+                                     "rope_parameters": {
+                                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                         "full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                            "rope_theta": 100000.0}},
+                                     "pad_token_id": 0}),
 }
-ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3", "qwen3", "phi3")
+ARCH_VARIANTS = ("llama", "mistral", "qwen2", "llama3", "qwen3", "phi3", "gemma2", "gemma3")
 
 
 @pytest.fixture(scope="session")

@@ -36,10 +36,15 @@ GREEDY = SamplingParams(temperature=0, max_tokens=1024)
 def save_tiny(folder: Path, architecture: str, seed: int = 0, max_shard_size: str | None = None, **overrides) -> Path:
     """Save a random `architecture` (e.g. "LlamaForCausalLM") with TINY's shape plus `overrides`."""
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-                  "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3"}
+                  "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3", "Gemma2ForCausalLM": "gemma2",
+                  "Gemma3ForCausalLM": "gemma3_text"}
     config = transformers.AutoConfig.for_model(model_type[architecture], **{**TINY, **overrides})
     torch.manual_seed(seed)
     model = getattr(transformers, architecture)(config)
+    if architecture.startswith("Gemma"):  # norm offsets of 0 would hide (1 + w); see the function
+        from tests.gguf.tiny_gguf import gemma_weights_that_vary
+
+        gemma_weights_that_vary(model)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
     model.save_pretrained(folder, **kwargs)
     return folder

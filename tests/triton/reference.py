@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def reference_attention(q, k_cache, v_cache, seqs, scale, window):
-    """q [T, Hq, D]; caches [NB, BS, Hkv, D]; seqs: (q_start, q_len, context_len, block_table) each.
-    Returns [T, Hq, D] float64."""
+def reference_attention(q, k_cache, v_cache, seqs, scale, window, softcap=None):
+    """q [T, Hq, D]; caches [NB, BS, Hkv, D]; seqs: (q_start, q_len, context_len, block_table) each;
+    scores capped to softcap * tanh(s / softcap) when softcap is set. Returns [T, Hq, D] float64."""
     q = q.double()
     block_size, kv_heads = k_cache.shape[1], k_cache.shape[2]
     group = q.shape[1] // kv_heads
@@ -24,6 +24,8 @@ def reference_attention(q, k_cache, v_cache, seqs, scale, window):
                 visible &= positions > pos - window
             for h in range(q.shape[1]):
                 scores = keys[:, h // group] @ q[q_start + i, h] * scale  # [L]
+                if softcap is not None:
+                    scores = torch.tanh(scores / softcap) * softcap
                 scores[~visible] = float("-inf")
                 out[q_start + i, h] = torch.softmax(scores, 0) @ values[:, h // group]
     return out

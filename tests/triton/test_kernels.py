@@ -90,6 +90,25 @@ def test_write_then_attend_matches_float64(block_size, q_heads, kv_heads, head_d
     torch.testing.assert_close(out.cpu().double(), expected, atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("softcap", [0.5, 3.0])
+def test_soft_capped_scores_match_float64(softcap):
+    """Gemma 2's cap (c tanh(s / c)) on a mixed step with a window; the low caps bend every score."""
+    rng = random.Random(7)
+    torch.manual_seed(7)
+    context, rows = _mixed_step(rng, 4, [(5, 6), (0, 9)], [9, 3], 64)
+    tokens = rows[-1][0] + rows[-1][1]
+    k_cache = torch.randn(64, 4, 2, 16, device=DEVICE) * 2  # [NB, BS, Hkv, D]: scores well past the caps
+    v_cache = torch.randn(64, 4, 2, 16, device=DEVICE)
+    q = torch.randn(tokens, 4, 16, device=DEVICE)  # [T, Hq, D]
+    write_kv(torch.randn(tokens, 2, 16, device=DEVICE), torch.randn(tokens, 2, 16, device=DEVICE), k_cache, v_cache,
+             context.slot_mapping)
+    out = paged_attention(q, k_cache, v_cache, step_sequences(context), 0.25, 6, softcap)
+    expected = reference_attention(q.cpu(), k_cache.cpu(), v_cache.cpu(), rows, 0.25, 6, softcap)
+    torch.testing.assert_close(out.cpu().double(), expected, atol=2e-5, rtol=2e-5)
+    uncapped = reference_attention(q.cpu(), k_cache.cpu(), v_cache.cpu(), rows, 0.25, 6)
+    assert (uncapped - expected).abs().max() > 1e-2
+
+
 def test_negative_slots_are_skipped():
     k = torch.ones(3, 1, 16, device=DEVICE)
     cache_k = torch.zeros(2, 4, 1, 16, device=DEVICE)
