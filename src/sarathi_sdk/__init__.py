@@ -4,6 +4,7 @@ Chunked prefills and decode-maximal batching behind an async `Engine` (asyncio o
 manager, model backend and tokenizer are pluggy plugins. Everything public is named here.
 """
 
+from .allocator import release_free_memory
 from .batch import DecodeSlot, PrefillChunk, ScheduledBatch, StepOutput, TokenHistory, TokenLogprobs
 from .config import EngineConfig
 from .engine import Engine, EngineState
@@ -73,4 +74,5 @@ __all__ = [
     "TokenLogprobs",
     "Tokenizer",
     "hookimpl",
+    "release_free_memory",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from .admission import Admission
+from .allocator import release_free_memory
 from .budget import profile_token_budget
 from .config import AUTO, EngineConfig
 from .errors import PluginError
@@ -49,11 +50,13 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
         if resolved is not None:
             config = dataclasses.replace(config, model=resolved)
         tokenizer = hook.sarathi_make_tokenizer(config=config)
+        release_free_memory()  # the tokenizer's parsing temporaries, before the model lands on top
     backend = given_backend
     if backend is None:
         sampler = hook.sarathi_make_sampler(config=config)
         make = functools.partial(hook.sarathi_make_backend, config=config, registries=registries, sampler=sampler)
         backend = _required(await anyio.to_thread.run_sync(make), "model backend")
+        release_free_memory()
     try:
         spec = backend.kv_cache_spec(config)
         config = _apply_default_budget(config, spec, given_options)
