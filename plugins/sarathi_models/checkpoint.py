@@ -4,7 +4,7 @@ index folder names (written by `gguf.write_gguf_index`).
 Both give the loader the same two things, by Hugging Face name:
 
 - `quantized_weights()`: the weights stored in a form the quantized kernels take, each with its code
-  width (4 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum: a folder's
+  width (4, 5 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum: a folder's
   `quantized.safetensors` (written by `sarathi convert`), or a GGUF file's tensors of
   `gguf_blocks.FAST_TYPES`, read from their blocks;
 - `tensors(skip)`: every other tensor as a float tensor (a GGUF tensor dequantized, one at a time),
@@ -39,7 +39,7 @@ StoredWeight = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 class Checkpoint(Protocol):
     def quantized_weights(self) -> dict[str, int]:
-        """Weight name (`model.layers.0.self_attn.q_proj`, no `.weight`) -> code bits (4 or 8)."""
+        """Weight name (`model.layers.0.self_attn.q_proj`, no `.weight`) -> code bits (4, 5 or 8)."""
         ...
 
     def quantized(self, name: str) -> StoredWeight:
@@ -122,9 +122,12 @@ class GGUFCheckpoint:
                 self.by_name[hf_name(tensor.name, self.file.architecture)[0]] = tensor
 
     def quantized_weights(self) -> dict[str, int]:
-        from .gguf_blocks import FAST_TYPES, FOUR_BIT_TYPES
+        from .gguf_blocks import FAST_TYPES, FIVE_BIT_TYPES, FOUR_BIT_TYPES
 
-        return {name.removesuffix(".weight"): 4 if tensor.tensor_type in FOUR_BIT_TYPES else 8
+        def bits(qtype: Any) -> int:
+            return 4 if qtype in FOUR_BIT_TYPES else 5 if qtype in FIVE_BIT_TYPES else 8
+
+        return {name.removesuffix(".weight"): bits(tensor.tensor_type)
                 for name, tensor in self.by_name.items() if tensor.tensor_type in FAST_TYPES}
 
     def quantized(self, name: str) -> StoredWeight:

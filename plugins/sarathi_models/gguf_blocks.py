@@ -3,7 +3,7 @@ group of 32 inputs of an output row, unsigned codes with one fp16 scale and one 
 weight being `scale * code + minimum`.
 
 - Q4_0, Q4_1: 4-bit codes; Q4_0's minimum is -8 d (exact in fp16).
-- Q5_0, Q5_1: 5-bit codes (the fifth bit from the block's 32-bit `qh`), on the 8-bit path; Q5_0's
+- Q5_0, Q5_1: 5-bit codes (the fifth bit from the block's 32-bit `qh`), on the 5-bit path; Q5_0's
   minimum is -16 d.
 - Q8_0: signed bytes q as codes q + 128, minimum -128 d, on the 8-bit path.
 - Q4_K, Q5_K: super-blocks of 256 weights, 8 sub-blocks of 32 with 6-bit scales sc and minimums m
@@ -29,7 +29,9 @@ import numpy as np
 Q = gguf.GGMLQuantizationType
 FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K})
 FOUR_BIT_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q4_K})
-"""The fast types on the kernels' 4-bit path; the others take the 8-bit one."""
+"""The fast types on the kernels' 4-bit path."""
+FIVE_BIT_TYPES = frozenset({Q.Q5_0, Q.Q5_1, Q.Q5_K})
+"""The fast types on the kernels' 5-bit path; Q8_0 and Q6_K take the 8-bit one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ class FastBlocks:
     codes: np.ndarray
     """[N, K] uint8, each below 2^bits."""
     bits: int
-    """4 (the kernels' 4-bit path) or 8."""
+    """4, 5 or 8: the kernels' path."""
     scale: np.ndarray
     """[N, K / 32] fp16, or [N, K / 16] (a scale per half group: Q6_K)."""
     minimum: np.ndarray
@@ -104,7 +106,7 @@ def _q5_blocks(raw: np.ndarray, has_min: bool) -> FastBlocks:
     fifth = ((qh >> np.arange(32, dtype=np.uint32)) & 1).astype(np.uint8)  # [N, G, 32]
     nibbles = blocks[..., header + 4:]  # [N, G, 16]
     q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1) | (fifth << 4)  # [N, G, 32]
-    return FastBlocks(q.reshape(rows, -1), 8, scale, minimum)
+    return FastBlocks(q.reshape(rows, -1), 5, scale, minimum)
 
 
 def _k_blocks(raw: np.ndarray, fifth_bit: bool) -> FastBlocks:
@@ -127,7 +129,7 @@ def _k_blocks(raw: np.ndarray, fifth_bit: bool) -> FastBlocks:
         q = q | (((qh[:, :, None, None, :] >> shift) & 1) << 4)
     scale = (d * sc).astype(np.float16)  # [N, S, 8]
     minimum = (-(dmin * m)).astype(np.float16)  # [N, S, 8]
-    return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 8 if fifth_bit else 4, scale.reshape(rows, -1),
+    return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 5 if fifth_bit else 4, scale.reshape(rows, -1),
                       minimum.reshape(rows, -1))
 
 

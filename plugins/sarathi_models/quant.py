@@ -169,21 +169,30 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
     With 8-bit codes, scale and minimum may be [N, K / 16] instead, one per half group (GGUF Q6_K).
 
     4-bit: chunk s (0..3) of a tile's group holds inputs 4s..4s+3 of each row in its low nibbles and
-    4(s+4)..4(s+4)+3 in its high ones; 8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
+    4(s+4)..4(s+4)+3 in its high ones; 5-bit: the same for the codes' low four bits, then a fifth
+    chunk of their fifth bits, 8 bytes for each s of 0..7 (bit 4 i + j: input 4s + j of row i);
+    8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
     """
     n, k = codes.shape
     tiles, groups = -(-n // TILE), k // GROUP_SIZE
     halves = scale.shape[1] == 2 * groups and bits == 8  # per half group: d, m of inputs 0-15, then of 16-31
     tiled = torch.empty(tiles, groups, bits, 4 * TILE, dtype=torch.uint8)  # [T, G, bits, 64]
     scales = torch.empty(tiles, groups, 4 if halves else 2, TILE, dtype=torch.float16)  # [T, G, 2 or 4, 16]
+    bit_values = 1 << torch.arange(8, dtype=torch.int32)  # [8]
     for first in range(0, tiles, TILES_PER_PACK):  # in parts: no temporary as large as the weight
         last = min(tiles, first + TILES_PER_PACK)
+        count = last - first
         rows = slice(first * TILE, min(n, last * TILE))
-        padded = _padded_rows(codes[rows].to(torch.uint8), last - first)  # [t * 16, K]
-        quads = padded.view(last - first, TILE, groups, 8, 4)  # [t, lane, G, quad, j]
-        if bits == 4:
-            quads = quads[:, :, :, :4] | (quads[:, :, :, 4:] << 4)  # [t, lane, G, 4, 4]
-        tiled[first:last] = quads.permute(0, 2, 3, 1, 4).reshape(last - first, groups, bits, 4 * TILE)
+        padded = _padded_rows(codes[rows].to(torch.uint8), count)  # [t * 16, K]
+        quads = padded.view(count, TILE, groups, 8, 4).permute(0, 2, 3, 1, 4)  # [t, G, quad, lane, j]
+        if bits == 8:
+            tiled[first:last] = quads.reshape(count, groups, 8, 4 * TILE)
+        else:
+            low = quads & 0x0F  # [t, G, 8, lane, j]
+            tiled[first:last, :, :4] = (low[:, :, :4] | (low[:, :, 4:] << 4)).reshape(count, groups, 4, 4 * TILE)
+            if bits == 5:
+                fifth = (quads >> 4).to(torch.int32).reshape(count, groups, 8, 8, 8)  # [t, G, s, byte, bit]
+                tiled[first:last, :, 4] = (fifth * bit_values).sum(-1).to(torch.uint8).reshape(count, groups, 4 * TILE)
         parts = [v[:, half::2] for half in (0, 1) for v in (scale, minimum)] if halves else [scale, minimum]
         for i, values in enumerate(parts):  # [N, G] each -> [t, G, 16]
             per_lane = _padded_rows(values[rows].to(torch.float16), last - first)  # [t * 16, G]

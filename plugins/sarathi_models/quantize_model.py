@@ -44,12 +44,13 @@ def attach_stored(model: CausalLM, checkpoint: Checkpoint, mode: str, device: to
     that form, as `mode` allows; returns the checkpoint names now served by it alone.
 
     A module takes its stored form when the checkpoint holds every part of it (each of a fused one's).
-    Parts all 4-bit take the 4-bit kernel; parts of mixed forms (a GGUF Q4_K_M file stores Q, K and V
-    of one layer as Q4_K, Q4_K and Q6_K) take the 8-bit path together: a 4-bit code is an 8-bit one, and
-    a scale and minimum per group are one per half group twice over, so every part keeps its weight.
-    With the CPU kernels (a `PackedWeight`) the module drops its dense weight: steps of many rows
-    dequantize the codes (`Linear`), so the loader never reads it. Without them, 4-bit weights take
-    torch's int4 kernel beside the dense weight, and 8-bit ones stay dense.
+    Parts all 4-bit take the 4-bit kernel, parts of at most 5 bits (Q5_0, Q5_1, Q5_K, with Q4 ones) the
+    5-bit one; parts of other mixed forms (a GGUF Q4_K_M file stores Q, K and V of one layer as Q4_K,
+    Q4_K and Q6_K) take the 8-bit path together: a narrower code is an 8-bit one, and a scale and
+    minimum per group are one per half group twice over, so every part keeps its weight. With the CPU
+    kernels (a `PackedWeight`) the module drops its dense weight: steps of many rows dequantize the
+    codes (`Linear`), so the loader never reads it. Without them, 4-bit weights take torch's int4
+    kernel beside the dense weight, and 5- and 8-bit ones stay dense.
 
     The heap is trimmed after each module: a weight is read as one byte a code before it is packed,
     and once glibc has freed such a temporary (the 28 MB embedding of the default model) it serves the
@@ -68,9 +69,9 @@ def attach_stored(model: CausalLM, checkpoint: Checkpoint, mode: str, device: to
         module = model.get_submodule(module_name)  # type: ignore[attr-defined]
         order = list(module.shard_offsets) if isinstance(module, MergedLinear) else [None]
         names = [parts[shard] for shard in order if shard in parts]
-        if len(names) != len(order) or (fused is None and any(stored[n] == 8 for n in names)):
-            continue  # a part stored in another form, or the 8-bit path without the kernels: dense
-        weight = _stored_weight([checkpoint.quantized(n) for n in names], all(stored[n] == 4 for n in names), fused)
+        if len(names) != len(order) or (fused is None and any(stored[n] != 4 for n in names)):
+            continue  # a part stored in another form, or 5-/8-bit codes without the kernels: dense
+        weight = _stored_weight([checkpoint.quantized(n) for n in names], max(stored[n] for n in names), fused)
         if isinstance(module, Embedding):
             if getattr(model, "lm_head", None) is None:
                 model.tied_head_quantized = weight  # type: ignore[attr-defined]
@@ -126,12 +127,17 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
     return None
 
 
-def _stored_weight(parts: list[StoredWeight], four_bit: bool, fused: object | None) -> QuantizedWeight:
-    """One module's stored parts (output rows in order) as one quantized weight (see `attach_stored`)."""
-    if four_bit:
+def _stored_weight(parts: list[StoredWeight], bits: int, fused: object | None) -> QuantizedWeight:
+    """One module's stored parts (output rows in order), the widest of `bits` bits, as one quantized
+    weight (see `attach_stored`): 4-bit parts on the 4-bit path, parts of at most 5 bits on the 5-bit
+    one, any with 8 bits or half-group scales (Q6_K) on the 8-bit path."""
+    if bits == 4:
         codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*parts))
         return pack_int4(codes, scale, minimum)
     width = max(scale.shape[1] for _, scale, _ in parts)  # K / 16 where a part has half groups
+    if bits == 5 and width * 32 == parts[0][0].shape[1]:
+        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*parts))
+        return pack_codes(codes, scale, minimum, bits=5, fused=fused)
     codes = _rows_of([c for c, _, _ in parts])  # [N, K] uint8
     scale, minimum = (_rows_of([a.repeat_interleave(width // a.shape[1], dim=1) if a.shape[1] != width else a
                                 for a in arrays])

@@ -83,6 +83,7 @@ int main() {
   int failures = 0, checks = 0;
   for (const int64_t k : {32, 96, 576, 1536}) {
     failures += check<quant::kFour>(gen, k, checks);
+    failures += check<quant::kFive>(gen, k, checks);
     failures += check<quant::kEight>(gen, k, checks);
     failures += check<quant::kEightHalves>(gen, k, checks);
   }

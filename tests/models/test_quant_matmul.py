@@ -22,8 +22,8 @@ def quantized_activations(x: torch.Tensor) -> torch.Tensor:
     return (codes.double() * da.double()).view(x.shape)  # [M, K] float64
 
 
-FORMATS = [(4, 32), (8, 32), (8, 16)]
-"""(code bits, inputs per scale): the kernel's three weight formats."""
+FORMATS = [(4, 32), (5, 32), (8, 32), (8, 16)]
+"""(code bits, inputs per scale): the kernel's four weight formats."""
 
 
 def random_weight(n: int, k: int, bits: int, seed: int, group: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -53,7 +53,7 @@ def test_fp32_output_is_the_quantized_arithmetic_in_float64(fused, bits, group, 
     assert ((got.double() - want).abs() <= 1e-5 * magnitude + 1e-6).all()
 
 
-@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("bits", [4, 5, 8])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_bf16_output_is_the_fp32_result_rounded_and_int8_activations_cost_at_most_half_a_step(fused, bits, seed):
     codes, scale, minimum = random_weight(33, 64, bits, seed=7)

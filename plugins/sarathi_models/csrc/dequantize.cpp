@@ -45,6 +45,7 @@ void dequantize_transposed(const at::Tensor& codes, const at::Tensor& scales, in
               "wt must be a contiguous bfloat16 [K, N]");
   switch (quant_format(codes, scales)) {
     case quant::kFour: return transposed_into<quant::kFour>(codes, scales, n, wt);
+    case quant::kFive: return transposed_into<quant::kFive>(codes, scales, n, wt);
     case quant::kEight: return transposed_into<quant::kEight>(codes, scales, n, wt);
     default: return transposed_into<quant::kEightHalves>(codes, scales, n, wt);
   }
@@ -61,6 +62,7 @@ at::Tensor dequantize_rows(const at::Tensor& codes, const at::Tensor& scales, in
   at::Tensor out = at::empty({idc.size(0), codes.size(1) * kGroup}, codes.options().dtype(at::kBFloat16));
   switch (quant_format(codes, scales)) {
     case quant::kFour: rows_into<quant::kFour>(codes, scales, idc, out); break;
+    case quant::kFive: rows_into<quant::kFive>(codes, scales, idc, out); break;
     case quant::kEight: rows_into<quant::kEight>(codes, scales, idc, out); break;
     default: rows_into<quant::kEightHalves>(codes, scales, idc, out); break;
   }

@@ -82,13 +82,19 @@ void quantize_range(const T* x, int64_t k, QuantizedRows& rows, int64_t begin, i
   }
 }
 
-// The weight formats (`Format`, a template argument): 4-bit codes (kFour), 8-bit codes (kEight), and
-// 8-bit codes whose group halves (inputs 0-15 and 16-31) have a scale and minimum each (kEightHalves:
-// GGUF Q6_K's sub-blocks of 16 weights). Scales per group and tile: d, then m, of the 16 rows (fp16);
-// for kEightHalves, d and m of the low half, then d and m of the high half.
-constexpr int kFour = 4, kEight = 8, kEightHalves = 16;
+// The weight formats (`Format`, a template argument): 4-bit codes (kFour), 5-bit codes (kFive: GGUF
+// Q5_0, Q5_1, Q5_K), 8-bit codes (kEight), and 8-bit codes whose group halves (inputs 0-15 and 16-31)
+// have a scale and minimum each (kEightHalves: GGUF Q6_K's sub-blocks of 16 weights). Scales per group
+// and tile: d, then m, of the 16 rows (fp16); for kEightHalves, d and m of the low half, then d and m
+// of the high half. A 5-bit group is a 4-bit one (its codes' low nibbles) followed by 64 bytes of
+// fifth bits: for chunk s (inputs 4s..4s+3), 8 bytes whose bit 4 i + j is the fifth bit of input
+// 4s + j of row i, so one 64-bit mask covers a chunk's 64 codes.
+constexpr int kFour = 4, kFive = 5, kEight = 8, kEightHalves = 16;
 template <int Format>
-constexpr int kCodeBits = Format == kFour ? 4 : 8;
+constexpr int kCodeBits = Format == kFour ? 4 : Format == kFive ? 5 : 8;
+template <int Format>
+constexpr bool kNibbles = kCodeBits<Format> < 8;  // the low four bits of each code in nibbles
+constexpr int64_t kNibbleBytes = 4 * 64;  // a group's nibbles: where a 5-bit group's fifth bits start
 template <int Format>
 constexpr bool kHalves = Format == kEightHalves;
 template <int Format>
@@ -104,7 +110,17 @@ inline int code_at(const uint8_t* group_codes, int64_t lane, int64_t k) {
   const int64_t quad = k / 4, j = k % 4;
   if (kCodeBits<Format> == 8) return group_codes[quad * 64 + lane * 4 + j];
   const uint8_t byte = group_codes[(quad % 4) * 64 + lane * 4 + j];
-  return quad < 4 ? (byte & 0x0F) : (byte >> 4);
+  const int nibble = quad < 4 ? (byte & 0x0F) : (byte >> 4);
+  if (kCodeBits<Format> == 4) return nibble;
+  const int64_t bit = lane * 4 + j;
+  return nibble | (((group_codes[kNibbleBytes + quad * 8 + bit / 8] >> (bit % 8)) & 1) << 4);
+}
+
+// The 32 fifth bits of chunk s for the 8 rows 8h..8h+7 (bit 4 i + j: input 4s + j of row 8h + i).
+inline uint32_t fifth_bits(const uint8_t* group_codes, int64_t s, int64_t h) {
+  uint32_t bits;
+  std::memcpy(&bits, group_codes + kNibbleBytes + s * 8 + h * 4, 4);
+  return bits;
 }
 
 // `tile_pass` in plain scalar code, the reference every SIMD path equals bit for bit: the portable
@@ -140,6 +156,15 @@ void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t grou
 }
 
 #if defined(SARATHI_AVX2)
+// 16 in byte b where bit b of `bits` is set, else 0: a chunk's fifth bits (`fifth_bits`) as code values.
+inline __m256i sixteens_where(uint32_t bits) {
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                                0x0303030303030303));  // byte b: byte b / 8
+  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));  // byte b: bit b % 8
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select), _mm256_set1_epi8(16));
+}
+
 // `tile_pass` on AVX2 for a full pass of kRowsPerPass rows, chunk by chunk: each chunk's weights meet
 // every row's activations while they sit in registers (the rows' integer sums: Rows registers), and
 // the fp32 accumulators wait in memory. Holding a group's eight weight vectors and the accumulators in
@@ -175,7 +200,7 @@ void tile_pass_avx2_by_chunk(const uint8_t* codes, const uint16_t* scales, int64
         }
         for (int r = 0; r < Rows; ++r)
           dot[r] = _mm256_add_epi32(dot[r], _mm256_set1_epi32(128 * act.total[(first_row + r) * groups + g]));
-      } else {
+      } else if (kCodeBits<Format> == 4) {
         __m256i pairs[Rows];
         for (int r = 0; r < Rows; ++r) pairs[r] = _mm256_setzero_si256();
         for (int s = 0; s < 4; ++s) {
@@ -188,6 +213,20 @@ void tile_pass_avx2_by_chunk(const uint8_t* codes, const uint16_t* scales, int64
           }
         }
         for (int r = 0; r < Rows; ++r) dot[r] = _mm256_madd_epi16(pairs[r], ones);
+      } else {  // 5-bit: two chunks' pair sums (at most 2 x 2 x 31 x 127) widen before the next two
+        const uint8_t* group = codes + g * kGroupBytes<Format>;
+        for (int r = 0; r < Rows; ++r) dot[r] = _mm256_setzero_si256();
+        for (int s = 0; s < 4; ++s) {
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64));
+          const __m256i low = _mm256_or_si256(_mm256_and_si256(raw, low_nibble), sixteens_where(fifth_bits(group, s, half)));
+          const __m256i high = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble),
+                                               sixteens_where(fifth_bits(group, s + 4, half)));
+          for (int r = 0; r < Rows; ++r) {
+            const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(low, activations(r, s)),
+                                                   _mm256_maddubs_epi16(high, activations(r, s + 4)));
+            dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(pairs, ones));
+          }
+        }
       }
       const uint16_t* gs = scales + g * kGroupScales<Format> + half * 8;
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gs)));
@@ -227,6 +266,13 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
         const __m512i raw = _mm512_loadu_si512(gc + s * 64);
         w[s] = _mm512_and_si512(raw, low_nibble);
         w[s + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low_nibble);
+      }
+      if (kCodeBits<Format> == 5) {
+        for (int s = 0; s < 8; ++s) {
+          uint64_t fifth;
+          std::memcpy(&fifth, gc + kNibbleBytes + s * 8, 8);
+          w[s] = _mm512_mask_add_epi8(w[s], static_cast<__mmask64>(fifth), w[s], _mm512_set1_epi8(16));
+        }
       }
     }
     const __m256i* gs = reinterpret_cast<const __m256i*>(scales + g * kGroupScales<Format>);
@@ -293,6 +339,9 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           w[s] = _mm256_and_si256(raw, low_nibble);
           w[s + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble);
         }
+        if (kCodeBits<Format> == 5)
+          for (int s = 0; s < 8; ++s)
+            w[s] = _mm256_or_si256(w[s], sixteens_where(fifth_bits(codes + g * kGroupBytes<Format>, s, half)));
       }
       const uint16_t* gs = scales + g * kGroupScales<Format> + half * 8;
       auto widen = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
@@ -317,14 +366,16 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           } else {
             dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[at]));
           }
-        } else {
-          __m256i pairs = _mm256_setzero_si256();
+        } else {  // 5-bit codes: four chunks' pair sums at a time (at most 4 x 2 x 31 x 127 < 2^15)
+          __m256i pairs = _mm256_setzero_si256(), pairs_high = _mm256_setzero_si256();
           for (int s = 0; s < 8; ++s) {
             int32_t quad;
             std::memcpy(&quad, xq + 4 * s, 4);
-            pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quad)));
+            __m256i& into = kCodeBits<Format> == 5 && s >= 4 ? pairs_high : pairs;
+            into = _mm256_add_epi16(into, _mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quad)));
           }
           dot = _mm256_madd_epi16(pairs, ones);
+          if (kCodeBits<Format> == 5) dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs_high, ones));
         }
         const __m256 da = _mm256_set1_ps(act.scale[at]);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, da), acc[r]);
@@ -357,6 +408,15 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           const uint8x16_t raw = vld1q_u8(gc + s * 64);
           w[s] = vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0F)));
           w[s + 4] = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
+        }
+        if (kCodeBits<Format> == 5) {
+          const uint8x16_t select = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+          for (int s = 0; s < 8; ++s) {  // bits 16 q .. 16 q + 15 of the chunk's 64: byte b takes bit b
+            const uint8_t* bits = codes + g * kGroupBytes<Format> + kNibbleBytes + s * 8 + quarter * 2;
+            const uint8x16_t spread = vcombine_u8(vdup_n_u8(bits[0]), vdup_n_u8(bits[1]));
+            const uint8x16_t fifth = vandq_u8(vtstq_u8(spread, select), vdupq_n_u8(16));
+            w[s] = vreinterpretq_s8_u8(vorrq_u8(vreinterpretq_u8_s8(w[s]), fifth));
+          }
         }
       }
       const uint16_t* gs = scales + g * kGroupScales<Format> + quarter * 4;

@@ -33,6 +33,7 @@ at::Tensor quant_gemm(const at::Tensor& x, const at::Tensor& codes, const at::Te
   const int format = quant_format(codes, scales);
   at::parallel_for(0, pairs, 1, [&](int64_t begin, int64_t end) {
     if (format == quant::kFour) quant::gemm_tile_pairs<quant::kFour>(xp, m, k, cp, sp, n, op, begin, end);
+    else if (format == quant::kFive) quant::gemm_tile_pairs<quant::kFive>(xp, m, k, cp, sp, n, op, begin, end);
     else if (format == quant::kEight) quant::gemm_tile_pairs<quant::kEight>(xp, m, k, cp, sp, n, op, begin, end);
     else quant::gemm_tile_pairs<quant::kEightHalves>(xp, m, k, cp, sp, n, op, begin, end);
   });

@@ -10,7 +10,8 @@
 // products per instruction, no widening of the weights at all.
 //
 // Weight: w[n][k] = d[n][g] * c[n][k] + m[n][g] for k in group g, c an unsigned code: GGUF Q4_1 as
-// stored (c = q in 0..15), Q4_0 with m = -8 d, Q8_0 with c = q + 128 and m = -128 d. With the
+// stored (c = q in 0..15), Q4_0 with m = -8 d, Q5_1 and Q5_0 (m = -16 d) with 5-bit c, Q8_0 with
+// c = q + 128 and m = -128 d. With the
 // activation's group x ~ da * xq, one group of one output row contributes
 //     d * da * sum_k c[k] xq[k]   +   m * da * sum_k xq[k],
 // which is sum_k w[k] (da xq[k]) exactly (in fp32): the only rounding beyond fp32 is the activation's
@@ -20,6 +21,8 @@
 //   codes  4-bit: [N/16, G, 4, 64] uint8: for tile t, group g, chunk s, byte 4 i + j holds
 //                 c[16 t + i][32 g + 4 s + j] (low nibble) and c[16 t + i][32 g + 4 (s + 4) + j] (high),
 //                 so one 64-byte load gives inputs 4s..4s+3 and 4s+16..4s+19 of all 16 rows;
+//          5-bit: [N/16, G, 5, 64] uint8: the 4-bit layout of the codes' low nibbles, then 64 bytes whose
+//                 bit 64 s + 4 i + j is the fifth bit of c[16 t + i][32 g + 4 s + j];
 //          8-bit: [N/16, G, 8, 64] uint8: byte 4 i + j of chunk s is c[16 t + i][32 g + 4 s + j];
 //   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g; 8-bit codes may have
 //          [N/16, G, 4, 16] instead: d and m of inputs 0-15, then of 16-31 (GGUF Q6_K's sub-blocks of
@@ -62,6 +65,7 @@ template <typename T, typename U>
 void quant_matmul_to(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, at::Tensor& out) {
   switch (quant_format(codes, scales)) {
     case quant::kFour: return quant_matmul_impl<T, U, quant::kFour>(x, codes, scales, out);
+    case quant::kFive: return quant_matmul_impl<T, U, quant::kFive>(x, codes, scales, out);
     case quant::kEight: return quant_matmul_impl<T, U, quant::kEight>(x, codes, scales, out);
     default: return quant_matmul_impl<T, U, quant::kEightHalves>(x, codes, scales, out);
   }
@@ -77,14 +81,15 @@ void quant_matmul_of(const at::Tensor& x, const at::Tensor& codes, const at::Ten
 
 int quant_format(const at::Tensor& codes, const at::Tensor& scales) {
   if (codes.size(2) == 4) return quant::kFour;
+  if (codes.size(2) == 5) return quant::kFive;
   return scales.size(2) == 4 ? quant::kEightHalves : quant::kEight;
 }
 
 void check_quantized_weight(const at::Tensor& codes, const at::Tensor& scales, int64_t n) {
   TORCH_CHECK(codes.scalar_type() == at::kByte && codes.is_contiguous() && codes.dim() == 4 &&
-                  codes.size(0) == (n + kTile - 1) / kTile && (codes.size(2) == 4 || codes.size(2) == 8) &&
-                  codes.size(3) == 64,
-              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4 or 8, 64]");
+                  codes.size(0) == (n + kTile - 1) / kTile &&
+                  (codes.size(2) == 4 || codes.size(2) == 5 || codes.size(2) == 8) && codes.size(3) == 64,
+              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4, 5 or 8, 64]");
   TORCH_CHECK(scales.scalar_type() == at::kHalf && scales.is_contiguous() && scales.dim() == 4 &&
                   scales.size(0) == codes.size(0) && scales.size(1) == codes.size(1) &&
                   (scales.size(2) == 2 || (scales.size(2) == 4 && codes.size(2) == 8)) && scales.size(3) == 16,
@@ -126,6 +131,7 @@ void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Ten
   const uint16_t* sp = reinterpret_cast<const uint16_t*>(scales.data_ptr<at::Half>());
   switch (quant_format(codes, scales)) {
     case quant::kFour: return matmul_tiles<bf16, quant::kFour>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+    case quant::kFive: return matmul_tiles<bf16, quant::kFive>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     case quant::kEight: return matmul_tiles<bf16, quant::kEight>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     default: return matmul_tiles<bf16, quant::kEightHalves>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
   }

@@ -62,6 +62,13 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   const __m256i code = _mm256_and_si256(_mm256_srl_epi32(words, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(static_cast<int>(mask)));
   return {_mm256_cvtepi32_ps(code)};
 }
+// Lane i: 16 if bit 4 i + j of `bits` is set, else 0 (exact): the fifth bits of input j of 8 rows of a
+// 5-bit tile (`quant_core.h`'s `fifth_bits`).
+inline F fifth_values(uint32_t bits, int j) {
+  const __m256i shifts = _mm256_add_epi32(_mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), _mm256_set1_epi32(j));
+  const __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(bits)), shifts), _mm256_set1_epi32(1));
+  return {_mm256_cvtepi32_ps(_mm256_slli_epi32(bit, 4))};
+}
 
 // exp_nonpositive (simd.h) on 8 lanes: max with -87 (a NaN gives -87, as maxps does), n = x log2(e)
 // rounded to nearest even, r = x - n ln2 in two fused steps, the degree-6 polynomial, times 2^n
@@ -162,6 +169,12 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   const uint32x4_t lo = vandq_u32(vshlq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(p)), right), vdupq_n_u32(mask));
   const uint32x4_t hi = vandq_u32(vshlq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(p + 16)), right), vdupq_n_u32(mask));
   return {vcvtq_f32_u32(lo), vcvtq_f32_u32(hi)};
+}
+inline F fifth_values(uint32_t bits, int j) {  // see the AVX2 version
+  const int32x4_t low = {-j, -(4 + j), -(8 + j), -(12 + j)}, high = {-(16 + j), -(20 + j), -(24 + j), -(28 + j)};
+  const uint32x4_t word = vdupq_n_u32(bits), one = vdupq_n_u32(1);
+  return {vcvtq_f32_u32(vshlq_n_u32(vandq_u32(vshlq_u32(word, low), one), 4)),
+          vcvtq_f32_u32(vshlq_n_u32(vandq_u32(vshlq_u32(word, high), one), 4))};
 }
 
 inline float32x4_t exp_nonpositive4(float32x4_t in) {
@@ -270,6 +283,11 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   std::memcpy(words, p, sizeof(words));
   F out;
   for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>((words[i] >> shift) & mask);
+  return out;
+}
+inline F fifth_values(uint32_t bits, int j) {  // see the AVX2 version
+  F out;
+  for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>(((bits >> (4 * i + j)) & 1) << 4);
   return out;
 }
 inline F exp_nonpositive(F x) {
