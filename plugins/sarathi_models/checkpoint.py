@@ -4,7 +4,8 @@ index folder names (written by `gguf.write_gguf_index`).
 Both give the loader the same two things, by Hugging Face name:
 
 - `quantized_weights()`: the weights stored in a form the quantized kernels take, each with its code
-  width (4, 5 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum: a folder's
+  width (4, 5 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum, by
+  ranges of rows (`StoredRows`): a folder's
   `quantized.safetensors` (written by `sarathi convert`), or a GGUF file's tensors of
   `gguf_blocks.FAST_TYPES`, read from their blocks;
 - `tensors(skip)`: every other tensor as a float tensor (a GGUF tensor dequantized, one at a time),
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,10 +33,26 @@ from sarathi_sdk import ConfigError
 from .gguf_file import GGUFFile
 from .gguf_parts import GGUF_INDEX
 from .gguf_tensors import read_tensor_table
-from .gguf_weights import NOT_WEIGHTS, QUANTIZED_FILE, dense_weight, fast_weight, hf_name
+from .gguf_weights import NOT_WEIGHTS, QUANTIZED_FILE, dense_weight, fast_reader, hf_name
 
 StoredWeight = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """codes [N, K] uint8, scale and minimum [N, K / 32] (or [N, K / 16]: a scale per half group) fp16."""
+
+
+@dataclass(frozen=True)
+class StoredRows:
+    """One stored quantized weight [N, K], read by ranges of output rows when asked (`read`), so it can
+    be packed for the kernels without its whole codes in memory at once (`quant.pack_rows`)."""
+
+    rows: int
+    inputs: int
+    scale_width: int
+    """K / 32, or K / 16 with a scale per half group."""
+    read: Callable[[int, int], StoredWeight]
+    """(start, stop) -> rows [start, stop) of codes, scale and minimum."""
+
+    def whole(self) -> StoredWeight:
+        return self.read(0, self.rows)
 
 
 class Checkpoint(Protocol):
@@ -42,8 +60,8 @@ class Checkpoint(Protocol):
         """Weight name (`model.layers.0.self_attn.q_proj`, no `.weight`) -> code bits (4, 5 or 8)."""
         ...
 
-    def quantized(self, name: str) -> StoredWeight:
-        """One weight of `quantized_weights`, read now."""
+    def quantized(self, name: str) -> StoredRows:
+        """One weight of `quantized_weights`, to be read by rows."""
         ...
 
     def tensors(self, skip: Container[str]) -> Iterator[tuple[str, torch.Tensor]]:
@@ -74,7 +92,7 @@ class SafetensorsCheckpoint:
             return {name.removesuffix(".weight"): 4 if kind == "q4" else 8 for name, _, kind in kinds
                     if kind in ("q4", "u8")}
 
-    def quantized(self, name: str) -> StoredWeight:
+    def quantized(self, name: str) -> StoredRows:
         with open_safetensors(self.quantized_file) as handle:
             key = f"{name}.weight"
             if f"{key}.q4" in handle.keys():
@@ -83,7 +101,9 @@ class SafetensorsCheckpoint:
                 kind = "q4"
             else:
                 codes, kind = handle.get_tensor(f"{key}.u8"), "u8"  # [N, K]
-            return codes, handle.get_tensor(f"{key}.{kind}_scale"), handle.get_tensor(f"{key}.{kind}_min")
+            scale, minimum = handle.get_tensor(f"{key}.{kind}_scale"), handle.get_tensor(f"{key}.{kind}_min")
+        return StoredRows(codes.shape[0], codes.shape[1], scale.shape[1],
+                          lambda a, b: (codes[a:b], scale[a:b], minimum[a:b]))
 
     def tensors(self, skip: Container[str]) -> Iterator[tuple[str, torch.Tensor]]:
         total = 0
@@ -130,9 +150,19 @@ class GGUFCheckpoint:
         return {name.removesuffix(".weight"): bits(tensor.tensor_type)
                 for name, tensor in self.by_name.items() if tensor.tensor_type in FAST_TYPES}
 
-    def quantized(self, name: str) -> StoredWeight:
-        _, blocks = fast_weight(self.file, self.by_name[f"{name}.weight"], self.heads, self.kv_heads)
-        return torch.from_numpy(blocks.codes), torch.from_numpy(blocks.scale), torch.from_numpy(blocks.minimum)
+    def quantized(self, name: str) -> StoredRows:
+        tensor = self.by_name[f"{name}.weight"]
+        read = fast_reader(self.file, tensor, self.heads, self.kv_heads)
+
+        def torch_rows(start: int, stop: int) -> StoredWeight:
+            blocks = read(start, stop)
+            return torch.from_numpy(blocks.codes), torch.from_numpy(blocks.scale), torch.from_numpy(blocks.minimum)
+
+        from .gguf_blocks import Q
+
+        inputs = int(tensor.shape[0])
+        return StoredRows(int(tensor.shape[1]), inputs, inputs // (16 if tensor.tensor_type == Q.Q6_K else 32),
+                          torch_rows)
 
     def tensors(self, skip: Container[str]) -> Iterator[tuple[str, torch.Tensor]]:
         names = [name for name in self.by_name if name not in skip]

@@ -57,7 +57,7 @@ def fast_blocks(raw: np.ndarray, qtype: Q) -> FastBlocks:
         return _q5_blocks(raw, has_min=qtype == Q.Q5_1)
     if qtype == Q.Q8_0:
         q, scale = split_q8_0_blocks(raw)
-        codes = (q.astype(np.int16) + 128).astype(np.uint8)
+        codes = q.view(np.uint8) ^ 0x80  # q + 128, without a wider temporary
         return FastBlocks(codes, 8, scale, (-128 * scale.astype(np.float32)).astype(np.float16))
     if qtype in (Q.Q4_K, Q.Q5_K):
         return _k_blocks(raw, fifth_bit=qtype == Q.Q5_K)
@@ -102,10 +102,10 @@ def _q5_blocks(raw: np.ndarray, has_min: bool) -> FastBlocks:
     blocks = raw.reshape(rows, -1, header + 20)  # [N, G, block bytes]
     scale = blocks[..., 0:2].copy().view(np.float16)[..., 0]  # [N, G]
     minimum = blocks[..., 2:4].copy().view(np.float16)[..., 0] if has_min else (-16 * scale).astype(np.float16)
-    qh = blocks[..., header:header + 4].copy().view(np.uint32)  # [N, G, 1]
-    fifth = ((qh >> np.arange(32, dtype=np.uint32)) & 1).astype(np.uint8)  # [N, G, 32]
+    fifth = np.unpackbits(blocks[..., header:header + 4], axis=-1, bitorder="little")  # [N, G, 32]: bit j, 0/1
     nibbles = blocks[..., header + 4:]  # [N, G, 16]
-    q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1) | (fifth << 4)  # [N, G, 32]
+    q = np.concatenate((nibbles & 0x0F, nibbles >> 4), axis=-1)  # [N, G, 32]
+    q |= fifth << 4
     return FastBlocks(q.reshape(rows, -1), 5, scale, minimum)
 
 

@@ -24,7 +24,7 @@ Imports gguf, numpy, the standard library, this package and the public `sarathi_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -121,6 +121,21 @@ def unpermute_rope_rows(weight: np.ndarray, num_heads: int) -> np.ndarray:
     half = rows // num_heads // 2
     # weight: [num_heads * head_dim, in] (a bias: [num_heads * head_dim])
     return weight.reshape(num_heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def fast_reader(file: GGUFFile, tensor: GGUFTensor, num_heads: int,
+                num_kv_heads: int) -> Callable[[int, int], FastBlocks]:
+    """(start, stop) -> output rows [start, stop) of a tensor of `gguf_blocks.FAST_TYPES` in the kernels'
+    form, read from the file when called. A `llama` file's Q and K rows are un-permuted per head, so
+    those (small) tensors are read whole once and sliced."""
+    from .gguf_blocks import FastBlocks, fast_blocks
+
+    _, kind = hf_name(tensor.name, file.architecture)
+    if kind in ("attn_q", "attn_k") and permuted_rope(file):
+        whole = fast_weight(file, tensor, num_heads, num_kv_heads)[1]
+        return lambda start, stop: FastBlocks(whole.codes[start:stop], whole.bits, whole.scale[start:stop],
+                                              whole.minimum[start:stop])
+    return lambda start, stop: fast_blocks(tensor.rows(start, stop), tensor.tensor_type)
 
 
 def fast_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_heads: int) -> tuple[str, FastBlocks]:

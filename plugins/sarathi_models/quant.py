@@ -45,6 +45,7 @@ Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -58,8 +59,9 @@ TILE = 16
 """Output rows per tile of `PackedWeight`'s layout: one per 32-bit lane of a 512-bit register."""
 QUANTIZED_MAX_ROWS = 16
 """Steps of more rows run the bf16 GEMM (see the module docstring)."""
-TILES_PER_PACK = 256
-"""`pack_codes` lays out this many tiles (4,096 rows) at a time."""
+TILES_PER_PACK = 64
+"""`pack_rows` reads and lays out this many tiles (1,024 rows) at a time: its temporaries (a few bytes a
+code) stay a few MB for inputs of a few thousand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,7 @@ class Int8Weight:
 
 @dataclass(frozen=True, slots=True)
 class PackedWeight:
-    """A [N, K] weight as 4- or 8-bit codes for the CPU kernels' `quant_matmul` (see `pack_codes`)."""
+    """A [N, K] weight as 4-, 5- or 8-bit codes for the CPU kernels' `quant_matmul` (see `pack_codes`)."""
 
     codes: torch.Tensor
     """[ceil(N / 16), K / 32, bits, 64] uint8, see `pack_codes`."""
@@ -163,6 +165,11 @@ def torch_int4(q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> I
     return Int4Weight(packed=packed, scales_and_zeros=scales_and_zeros.to(torch.bfloat16))
 
 
+RowReader = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+"""(start, stop) -> codes [stop - start, K] and scale, minimum [stop - start, K / 32 or K / 16]: rows of
+a weight read when `pack_rows` asks for them."""
+
+
 def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, bits: int, fused: object) -> PackedWeight:
     """codes [N, K] (unsigned, < 2^bits), scale and minimum [N, K / 32] in `quant_matmul`'s layout:
     output rows in tiles of 16 (the last one padded with zero codes and scales), scales in fp16.
@@ -174,16 +181,23 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
     8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
     """
     n, k = codes.shape
+    return pack_rows(n, k, scale.shape[1], lambda a, b: (codes[a:b], scale[a:b], minimum[a:b]), bits, fused)
+
+
+def pack_rows(n: int, k: int, scale_width: int, read: RowReader, bits: int, fused: object) -> PackedWeight:
+    """`pack_codes` of a weight [N, K] read `TILES_PER_PACK` tiles of rows at a time from `read`, so that
+    beside the packed weight only those rows' codes are ever held (a GGUF file's 28 MB embedding as one
+    byte a code raised the default model's load peak by that much)."""
     tiles, groups = -(-n // TILE), k // GROUP_SIZE
-    halves = scale.shape[1] == 2 * groups and bits == 8  # per half group: d, m of inputs 0-15, then of 16-31
+    halves = scale_width == 2 * groups and bits == 8  # per half group: d, m of inputs 0-15, then of 16-31
     tiled = torch.empty(tiles, groups, bits, 4 * TILE, dtype=torch.uint8)  # [T, G, bits, 64]
     scales = torch.empty(tiles, groups, 4 if halves else 2, TILE, dtype=torch.float16)  # [T, G, 2 or 4, 16]
-    bit_values = 1 << torch.arange(8, dtype=torch.int32)  # [8]
+    bit_shifts = torch.arange(8, dtype=torch.uint8)  # [8]
     for first in range(0, tiles, TILES_PER_PACK):  # in parts: no temporary as large as the weight
         last = min(tiles, first + TILES_PER_PACK)
         count = last - first
-        rows = slice(first * TILE, min(n, last * TILE))
-        padded = _padded_rows(codes[rows].to(torch.uint8), count)  # [t * 16, K]
+        codes, scale, minimum = read(first * TILE, min(n, last * TILE))  # [r, K], [r, G or 2G] x 2
+        padded = _padded_rows(codes.to(torch.uint8), count)  # [t * 16, K]
         quads = padded.view(count, TILE, groups, 8, 4).permute(0, 2, 3, 1, 4)  # [t, G, quad, lane, j]
         if bits == 8:
             tiled[first:last] = quads.reshape(count, groups, 8, 4 * TILE)
@@ -191,11 +205,11 @@ def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, 
             low = quads & 0x0F  # [t, G, 8, lane, j]
             tiled[first:last, :, :4] = (low[:, :, :4] | (low[:, :, 4:] << 4)).reshape(count, groups, 4, 4 * TILE)
             if bits == 5:
-                fifth = (quads >> 4).to(torch.int32).reshape(count, groups, 8, 8, 8)  # [t, G, s, byte, bit]
-                tiled[first:last, :, 4] = (fifth * bit_values).sum(-1).to(torch.uint8).reshape(count, groups, 4 * TILE)
+                fifth = (quads >> 4).reshape(count, groups, 8, 8, 8) << bit_shifts  # [t, G, s, byte, bit]
+                tiled[first:last, :, 4] = fifth.sum(-1, dtype=torch.uint8).reshape(count, groups, 4 * TILE)
         parts = [v[:, half::2] for half in (0, 1) for v in (scale, minimum)] if halves else [scale, minimum]
-        for i, values in enumerate(parts):  # [N, G] each -> [t, G, 16]
-            per_lane = _padded_rows(values[rows].to(torch.float16), last - first)  # [t * 16, G]
+        for i, values in enumerate(parts):  # [r, G] each -> [t, G, 16]
+            per_lane = _padded_rows(values.to(torch.float16), last - first)  # [t * 16, G]
             scales[first:last, :, i] = per_lane.view(last - first, TILE, -1).transpose(1, 2)
     return PackedWeight(codes=tiled, scales=scales, out_features=n, kernels=fused)
 

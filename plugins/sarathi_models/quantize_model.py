@@ -30,12 +30,21 @@ import torch
 
 from sarathi_sdk import ConfigError, release_free_memory
 
-from .checkpoint import Checkpoint, StoredWeight
+from .checkpoint import Checkpoint, StoredRows, StoredWeight
 from .cpu_ops import cpu_kernels
 from .layers import Embedding, Linear, MergedLinear
 from .prepack import can_prepack
 from .protocols import CausalLM
-from .quant import PackedWeight, QuantizedWeight, pack_codes, pack_int4, quantize_int4, quantize_int8
+from .quant import (
+    GROUP_SIZE,
+    PackedWeight,
+    QuantizedWeight,
+    RowReader,
+    pack_int4,
+    pack_rows,
+    quantize_int4,
+    quantize_int8,
+)
 
 
 def attach_stored(model: CausalLM, checkpoint: Checkpoint, mode: str, device: torch.device,
@@ -127,22 +136,41 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
     return None
 
 
-def _stored_weight(parts: list[StoredWeight], bits: int, fused: object | None) -> QuantizedWeight:
+def _stored_weight(parts: list[StoredRows], bits: int, fused: object | None) -> QuantizedWeight:
     """One module's stored parts (output rows in order), the widest of `bits` bits, as one quantized
     weight (see `attach_stored`): 4-bit parts on the 4-bit path, parts of at most 5 bits on the 5-bit
-    one, any with 8 bits or half-group scales (Q6_K) on the 8-bit path."""
-    if bits == 4:
-        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*parts))
+    one, any with 8 bits or half-group scales (Q6_K) on the 8-bit path. With the kernels the parts are
+    read and packed a few thousand rows at a time (`pack_rows`)."""
+    if bits == 4 and fused is None:
+        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*(part.whole() for part in parts)))
         return pack_int4(codes, scale, minimum)
-    width = max(scale.shape[1] for _, scale, _ in parts)  # K / 16 where a part has half groups
-    if bits == 5 and width * 32 == parts[0][0].shape[1]:
-        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*parts))
-        return pack_codes(codes, scale, minimum, bits=5, fused=fused)
-    codes = _rows_of([c for c, _, _ in parts])  # [N, K] uint8
-    scale, minimum = (_rows_of([a.repeat_interleave(width // a.shape[1], dim=1) if a.shape[1] != width else a
-                                for a in arrays])
-                      for arrays in ([s for _, s, _ in parts], [m for _, _, m in parts]))
-    return pack_codes(codes, scale, minimum, bits=8, fused=fused)
+    width = max(part.scale_width for part in parts)  # K / 16 where a part has half groups
+    k = parts[0].inputs
+    code_bits = bits if bits == 4 or (bits == 5 and width * GROUP_SIZE == k) else 8
+    return pack_rows(sum(part.rows for part in parts), k, width, _joined(parts, width), code_bits, fused)
+
+
+def _joined(parts: list[StoredRows], width: int) -> RowReader:
+    """Rows of the parts' rows one after another, scales per half group where `width` asks for them (a
+    scale and minimum per group are one per half group twice over)."""
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + part.rows)
+
+    def read(start: int, stop: int) -> StoredWeight:
+        pieces = []
+        for part, offset in zip(parts, offsets, strict=False):
+            low, high = max(start, offset), min(stop, offset + part.rows)
+            if low < high:
+                codes, scale, minimum = part.read(low - offset, high - offset)
+                if part.scale_width != width:
+                    repeat = width // part.scale_width
+                    scale, minimum = scale.repeat_interleave(repeat, dim=1), minimum.repeat_interleave(repeat, dim=1)
+                pieces.append((codes, scale, minimum))
+        codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*pieces))
+        return codes, scale, minimum
+
+    return read
 
 
 def _rows_of(parts: list[torch.Tensor]) -> torch.Tensor:

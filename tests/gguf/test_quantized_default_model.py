@@ -30,7 +30,7 @@ def test_the_quantized_form_is_the_files_own_bytes(smollm2_folder):
     checkpoint = open_checkpoint(smollm2_folder, read_hf_config(smollm2_folder))
     for name, gguf_name in (("model.layers.3.mlp.down_proj", "blk.3.ffn_down.weight"),
                             ("model.embed_tokens", "token_embd.weight")):
-        codes, scale, minimum = checkpoint.quantized(name)  # [N, K] uint8, [N, K/32] fp16 each
+        codes, scale, minimum = checkpoint.quantized(name).whole()  # [N, K] uint8, [N, K/32] fp16 each
         groups = codes.float().view(codes.shape[0], -1, 32)  # [N, K/32, 32]
         ours = (groups * scale.float()[..., None] + minimum.float()[..., None]).flatten(1)  # [N, K]
         tensor = stored[gguf_name]
