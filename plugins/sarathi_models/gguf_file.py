@@ -2,9 +2,8 @@
 architecture the converter maps.
 
 GGUF (llama.cpp's format) keeps the hyper-parameters, the tokenizer and the chat template as typed
-key-value metadata, and each tensor in its own quantization. The `gguf` package parses the metadata
-(the tokenizer's arrays included, which `gguf_tensors` skips), `gguf_tensors` the tensor table (each
-tensor's bytes read when asked for); this module turns the fields into a dict and refuses, with
+key-value metadata, and each tensor in its own quantization. `gguf_tensors` parses both (the
+tokenizer's arrays as lists, each tensor's bytes read when asked for); this module refuses, with
 a `ConfigError` naming the supported ones, a file of an architecture the converter cannot map onto a
 Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen2`, `qwen3`:
 `Qwen2ForCausalLM`, `Qwen3ForCausalLM`; `gemma2`, `gemma3`: `Gemma2ForCausalLM`, `Gemma3ForCausalLM`),
@@ -43,20 +42,10 @@ class GGUFFile:
         return self.metadata.get(f"{self.architecture}.{key}", default)
 
 
-def _reader(path: Path) -> Any:
-    import gguf
-
-    try:
-        return gguf.GGUFReader(path)
-    except Exception as exc:  # a damaged file fails anywhere in gguf's parser, with any error type
-        raise ConfigError(f"cannot read GGUF file {path}: {exc}") from exc
-
-
 def open_gguf(path: Path) -> GGUFFile:
-    """The model whose first (or only) file is `path`: its metadata and every part's tensors."""
-    reader = _reader(path)
-    metadata = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
-    tensors = read_tensor_table(path)[1]
+    """The model whose first (or only) file is `path`: its metadata (arrays included) and every part's
+    tensors."""
+    metadata, tensors = read_tensor_table(path, arrays=True)
     if int(metadata.get("split.count", 1)) > 1:
         parts = gguf_parts(path)
         if len(parts) != int(metadata["split.count"]) or parts[0] != path:

@@ -4,9 +4,10 @@ tensors read one at a time: what loading a model straight from the file needs.
 `gguf.GGUFReader` turns every metadata value into numpy views, the tokenizer's 49,152 tokens and
 48,900 merges of the default model included: opening that 98 MB file took 2.4 s and 167 MB of memory
 (2026-12-07, Zen 4), more than the weights the kernels keep. Here the header is parsed with `struct`
-from a memory map that is closed again: scalar values are kept, arrays are skipped (the tokenizer is
-read once, when the index is written, see `gguf_index`), and each tensor's bytes are read with one
-`pread` when asked for, so memory holds one tensor's raw blocks at a time and never the mapped file.
+from a memory map that is closed again: scalar values are kept, arrays are skipped unless asked for
+(the tokenizer's, read once as Python lists when the index is written: 0.2 s), and each tensor's
+bytes are read with one `pread` when asked for, so memory holds one tensor's raw blocks at a time and
+never the mapped file.
 
 The layout (llama.cpp's `gguf.h`, version 2 and 3, little-endian): magic, version, tensor count,
 metadata count; key-value pairs (string key, uint32 type, value); tensor infos (name, dimension count,
@@ -68,16 +69,17 @@ class GGUFTensor:
         return buffer.reshape(stop - start, row_bytes)
 
 
-def read_tensor_table(path: Path) -> tuple[dict[str, Any], list[GGUFTensor]]:
-    """(scalar metadata, tensors) of one GGUF file; a malformed file is a ConfigError."""
+def read_tensor_table(path: Path, arrays: bool = False) -> tuple[dict[str, Any], list[GGUFTensor]]:
+    """(scalar metadata, tensors) of one GGUF file, with the array values too (as lists) when `arrays`;
+    a malformed file is a ConfigError."""
     try:
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return _parse(path, view)
+            return _parse(path, view, arrays)
     except (OSError, ValueError, struct.error, UnicodeDecodeError, KeyError) as exc:
         raise ConfigError(f"cannot read GGUF file {path}: {exc}") from exc
 
 
-def _parse(path: Path, view: mmap.mmap) -> tuple[dict[str, Any], list[GGUFTensor]]:
+def _parse(path: Path, view: mmap.mmap, arrays: bool) -> tuple[dict[str, Any], list[GGUFTensor]]:
     import gguf
 
     if view[:4] != MAGIC:
@@ -107,11 +109,11 @@ def _parse(path: Path, view: mmap.mmap) -> tuple[dict[str, Any], list[GGUFTensor
         element, count = struct.unpack_from("<IQ", view, at)
         at += 12
         if element in SCALARS:
+            items = np.frombuffer(view, np.dtype(SCALARS[element]), count, at).tolist() if arrays else None
             at += count * struct.calcsize(SCALARS[element])
-        else:
-            for _ in range(count):
-                value(element)
-        return None  # arrays are the tokenizer's: read by the index, not here
+            return items
+        items = [value(element) for _ in range(count)]
+        return items if arrays else None  # arrays are the tokenizer's: wanted when the index is written
 
     for _ in range(kv_count):
         key = string()
