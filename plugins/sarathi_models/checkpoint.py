@@ -4,7 +4,7 @@ index folder names (written by `gguf.write_gguf_index`).
 Both give the loader the same two things, by Hugging Face name:
 
 - `quantized_weights()`: the weights stored in a form the quantized kernels take, each with its code
-  width (4, 5 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum, by
+  width (4, 5, 6 or 8 bits), and `quantized(name)` reading one of them as codes, scale and minimum, by
   ranges of rows (`StoredRows`): a folder's
   `quantized.safetensors` (written by `sarathi convert`), or a GGUF file's tensors of
   `gguf_blocks.FAST_TYPES`, read from their blocks;
@@ -57,7 +57,7 @@ class StoredRows:
 
 class Checkpoint(Protocol):
     def quantized_weights(self) -> dict[str, int]:
-        """Weight name (`model.layers.0.self_attn.q_proj`, no `.weight`) -> code bits (4, 5 or 8)."""
+        """Weight name (`model.layers.0.self_attn.q_proj`, no `.weight`) -> code bits (4, 5, 6 or 8)."""
         ...
 
     def quantized(self, name: str) -> StoredRows:
@@ -142,10 +142,10 @@ class GGUFCheckpoint:
                 self.by_name[hf_name(tensor.name, self.file.architecture)[0]] = tensor
 
     def quantized_weights(self) -> dict[str, int]:
-        from .gguf_blocks import FAST_TYPES, FIVE_BIT_TYPES, FOUR_BIT_TYPES
+        from .gguf_blocks import FAST_TYPES, FIVE_BIT_TYPES, FOUR_BIT_TYPES, Q
 
         def bits(qtype: Any) -> int:
-            return 4 if qtype in FOUR_BIT_TYPES else 5 if qtype in FIVE_BIT_TYPES else 8
+            return 4 if qtype in FOUR_BIT_TYPES else 5 if qtype in FIVE_BIT_TYPES else 6 if qtype == Q.Q6_K else 8
 
         return {name.removesuffix(".weight"): bits(tensor.tensor_type)
                 for name, tensor in self.by_name.items() if tensor.tensor_type in FAST_TYPES}

@@ -11,7 +11,7 @@ weight being `scale * code + minimum`.
   sub-block is the kernels' group, with scale d sc and minimum -dmin m rounded to fp16: a relative
   error of at most 2^-11 in each (the codes' own step is 1/15 or 1/31 of the range).
 - Q6_K: super-blocks of 256 weights, 16 sub-blocks of 16 with int8 scales sc under an fp16 d; the
-  weight is d sc (q - 32), q 6 bits. Codes q on the 8-bit path with a scale d sc (rounded to fp16,
+  weight is d sc (q - 32), q 6 bits. Codes q on the 6-bit path with a scale d sc (rounded to fp16,
   as above) and minimum -32 d sc per half group: `scale` and `minimum` are [N, K / 16].
 
 The K-quants' fp16 rounding of d x sc is the one place where the kernels' weight differs from the
@@ -31,7 +31,8 @@ FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, 
 FOUR_BIT_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q4_K})
 """The fast types on the kernels' 4-bit path."""
 FIVE_BIT_TYPES = frozenset({Q.Q5_0, Q.Q5_1, Q.Q5_K})
-"""The fast types on the kernels' 5-bit path; Q8_0 and Q6_K take the 8-bit one."""
+"""The fast types on the kernels' 5-bit path; Q6_K takes the 6-bit one (scales per half group), Q8_0 the
+8-bit one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class FastBlocks:
     codes: np.ndarray
     """[N, K] uint8, each below 2^bits."""
     bits: int
-    """4, 5 or 8: the kernels' path."""
+    """4, 5, 6 or 8: the kernels' path."""
     scale: np.ndarray
     """[N, K / 32] fp16, or [N, K / 16] (a scale per half group: Q6_K)."""
     minimum: np.ndarray
@@ -150,7 +151,7 @@ def _q6_k_blocks(raw: np.ndarray) -> FastBlocks:
     d = blocks[..., 208:210].copy().view(np.float16).astype(np.float32)  # [N, S, 1]
     scale = (d * sc).astype(np.float16)  # [N, S, 16]
     minimum = (-32 * scale.astype(np.float32)).astype(np.float16)
-    return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 8, scale.reshape(rows, -1), minimum.reshape(rows, -1))
+    return FastBlocks(q.reshape(rows, -1).astype(np.uint8), 6, scale.reshape(rows, -1), minimum.reshape(rows, -1))
 
 
 def _unpack_scales(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -102,7 +102,7 @@ class Int8Weight:
 
 @dataclass(frozen=True, slots=True)
 class PackedWeight:
-    """A [N, K] weight as 4-, 5- or 8-bit codes for the CPU kernels' `quant_matmul` (see `pack_codes`)."""
+    """A [N, K] weight as 4-, 5-, 6- or 8-bit codes for the CPU kernels' `quant_matmul` (see `pack_codes`)."""
 
     codes: torch.Tensor
     """[ceil(N / 16), K / 32, bits, 64] uint8, see `pack_codes`."""
@@ -173,12 +173,13 @@ a weight read when `pack_rows` asks for them."""
 def pack_codes(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, bits: int, fused: object) -> PackedWeight:
     """codes [N, K] (unsigned, < 2^bits), scale and minimum [N, K / 32] in `quant_matmul`'s layout:
     output rows in tiles of 16 (the last one padded with zero codes and scales), scales in fp16.
-    With 8-bit codes, scale and minimum may be [N, K / 16] instead, one per half group (GGUF Q6_K).
+    With 6- or 8-bit codes, scale and minimum may be [N, K / 16] instead, one per half group (GGUF
+    Q6_K; 6-bit codes need them).
 
     4-bit: chunk s (0..3) of a tile's group holds inputs 4s..4s+3 of each row in its low nibbles and
-    4(s+4)..4(s+4)+3 in its high ones; 5-bit: the same for the codes' low four bits, then a fifth
-    chunk of their fifth bits, 8 bytes for each s of 0..7 (bit 4 i + j: input 4s + j of row i);
-    8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
+    4(s+4)..4(s+4)+3 in its high ones; 5- and 6-bit: the same for the codes' low four bits, then a
+    chunk of their fifth bits (and one of their sixth), 8 bytes for each s of 0..7 (bit 4 i + j: input
+    4s + j of row i); 8-bit: chunk s (0..7) holds inputs 4s..4s+3 as bytes.
     """
     n, k = codes.shape
     return pack_rows(n, k, scale.shape[1], lambda a, b: (codes[a:b], scale[a:b], minimum[a:b]), bits, fused)
@@ -189,7 +190,7 @@ def pack_rows(n: int, k: int, scale_width: int, read: RowReader, bits: int, fuse
     beside the packed weight only those rows' codes are ever held (a GGUF file's 28 MB embedding as one
     byte a code raised the default model's load peak by that much)."""
     tiles, groups = -(-n // TILE), k // GROUP_SIZE
-    halves = scale_width == 2 * groups and bits == 8  # per half group: d, m of inputs 0-15, then of 16-31
+    halves = scale_width == 2 * groups and bits >= 6  # per half group: d, m of inputs 0-15, then of 16-31
     tiled = torch.empty(tiles, groups, bits, 4 * TILE, dtype=torch.uint8)  # [T, G, bits, 64]
     scales = torch.empty(tiles, groups, 4 if halves else 2, TILE, dtype=torch.float16)  # [T, G, 2 or 4, 16]
     bit_shifts = torch.arange(8, dtype=torch.uint8)  # [8]
@@ -204,9 +205,9 @@ def pack_rows(n: int, k: int, scale_width: int, read: RowReader, bits: int, fuse
         else:
             low = quads & 0x0F  # [t, G, 8, lane, j]
             tiled[first:last, :, :4] = (low[:, :, :4] | (low[:, :, 4:] << 4)).reshape(count, groups, 4, 4 * TILE)
-            if bits == 5:
-                fifth = (quads >> 4).reshape(count, groups, 8, 8, 8) << bit_shifts  # [t, G, s, byte, bit]
-                tiled[first:last, :, 4] = fifth.sum(-1, dtype=torch.uint8).reshape(count, groups, 4 * TILE)
+            for plane in range(bits - 4):  # bit 4 + plane of every code
+                bit = ((quads >> (4 + plane)) & 1).reshape(count, groups, 8, 8, 8) << bit_shifts  # [t, G, s, byte, bit]
+                tiled[first:last, :, 4 + plane] = bit.sum(-1, dtype=torch.uint8).reshape(count, groups, 4 * TILE)
         parts = [v[:, half::2] for half in (0, 1) for v in (scale, minimum)] if halves else [scale, minimum]
         for i, values in enumerate(parts):  # [r, G] each -> [t, G, 16]
             per_lane = _padded_rows(values.to(torch.float16), last - first)  # [t * 16, G]

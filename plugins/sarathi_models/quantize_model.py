@@ -54,9 +54,10 @@ def attach_stored(model: CausalLM, checkpoint: Checkpoint, mode: str, device: to
 
     A module takes its stored form when the checkpoint holds every part of it (each of a fused one's).
     Parts all 4-bit take the 4-bit kernel, parts of at most 5 bits (Q5_0, Q5_1, Q5_K, with Q4 ones) the
-    5-bit one; parts of other mixed forms (a GGUF Q4_K_M file stores Q, K and V of one layer as Q4_K,
-    Q4_K and Q6_K) take the 8-bit path together: a narrower code is an 8-bit one, and a scale and
-    minimum per group are one per half group twice over, so every part keeps its weight. With the CPU
+    5-bit one, parts of at most 6 bits with a Q6_K one (a GGUF Q4_K_M file stores Q, K and V of one
+    layer as Q4_K, Q4_K and Q6_K) the 6-bit one, and any with an 8-bit part (Q8_0) the 8-bit path: a
+    narrower code is a wider one, and a scale and minimum per group are one per half group twice over,
+    so every part keeps its weight. With the CPU
     kernels (a `PackedWeight`) the module drops its dense weight: steps of many rows dequantize the
     codes (`Linear`), so the loader never reads it. Without them, 4-bit weights take torch's int4
     kernel beside the dense weight, and 5- and 8-bit ones stay dense.
@@ -139,14 +140,16 @@ def _requantized(weight: torch.Tensor, mode: str) -> QuantizedWeight | None:
 def _stored_weight(parts: list[StoredRows], bits: int, fused: object | None) -> QuantizedWeight:
     """One module's stored parts (output rows in order), the widest of `bits` bits, as one quantized
     weight (see `attach_stored`): 4-bit parts on the 4-bit path, parts of at most 5 bits on the 5-bit
-    one, any with 8 bits or half-group scales (Q6_K) on the 8-bit path. With the kernels the parts are
-    read and packed a few thousand rows at a time (`pack_rows`)."""
+    one, parts of at most 6 bits with a Q6_K one among them on the 6-bit path (scales per half group),
+    any with 8 bits on the 8-bit path. With the kernels the parts are read and packed a thousand rows
+    at a time (`pack_rows`)."""
     if bits == 4 and fused is None:
         codes, scale, minimum = (_rows_of(list(arrays)) for arrays in zip(*(part.whole() for part in parts)))
         return pack_int4(codes, scale, minimum)
     width = max(part.scale_width for part in parts)  # K / 16 where a part has half groups
     k = parts[0].inputs
-    code_bits = bits if bits == 4 or (bits == 5 and width * GROUP_SIZE == k) else 8
+    halves = width * GROUP_SIZE != k
+    code_bits = 6 if halves and bits <= 6 else bits
     return pack_rows(sum(part.rows for part in parts), k, width, _joined(parts, width), code_bits, fused)
 
 

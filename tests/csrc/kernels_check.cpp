@@ -361,13 +361,16 @@ int main() {
   quant_matmul<quant::kFive>(random, "quant_matmul_5bit");
   quant_matmul<quant::kEight>(random, "quant_matmul_8bit");
   quant_matmul<quant::kEightHalves>(random, "quant_matmul_8bit_half_group_scales");
+  quant_matmul<quant::kSixHalves>(random, "quant_matmul_6bit_half_group_scales");
   dequantize<quant::kFour>(random, "dequantize_4bit");
   dequantize<quant::kFive>(random, "dequantize_5bit");
   dequantize<quant::kEight>(random, "dequantize_8bit");
   dequantize<quant::kEightHalves>(random, "dequantize_8bit_half_group_scales");
+  dequantize<quant::kSixHalves>(random, "dequantize_6bit_half_group_scales");
   quant_gemm<quant::kFour>(random, "quant_gemm_4bit");
   quant_gemm<quant::kFive>(random, "quant_gemm_5bit");
   quant_gemm<quant::kEight>(random, "quant_gemm_8bit");
   quant_gemm<quant::kEightHalves>(random, "quant_gemm_8bit_half_group_scales");
+  quant_gemm<quant::kSixHalves>(random, "quant_gemm_6bit_half_group_scales");
   return 0;
 }

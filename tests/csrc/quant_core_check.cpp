@@ -86,6 +86,7 @@ int main() {
     failures += check<quant::kFive>(gen, k, checks);
     failures += check<quant::kEight>(gen, k, checks);
     failures += check<quant::kEightHalves>(gen, k, checks);
+    failures += check<quant::kSixHalves>(gen, k, checks);
   }
   std::printf("%s: %d checks, %d differ from the scalar path\n", level(), checks, failures);
   return failures == 0 ? 0 : 1;

@@ -60,7 +60,7 @@ def test_k_quant_blocks_read_within_the_scales_fp16_rounding(qtype):
     step = (array.max() - array.min()) / 15
     assert np.abs(want - array).max() < step
     blocks = fast_blocks(raw, qtype)
-    assert blocks.bits == {Q.Q4_K: 4, Q.Q5_K: 5, Q.Q6_K: 8}[qtype] and int(blocks.codes.max()) < 2 ** CODE_BITS[qtype]
+    assert blocks.bits == {Q.Q4_K: 4, Q.Q5_K: 5, Q.Q6_K: 6}[qtype] and int(blocks.codes.max()) < 2 ** CODE_BITS[qtype]
     assert blocks.scale.shape[1] == array.shape[1] // (16 if qtype == Q.Q6_K else 32)
     # d x sc and dmin x m are rounded to fp16 once per group: a relative error of at most 2^-11 in each
     rows, k = array.shape

@@ -77,8 +77,8 @@ def test_every_linear_layer_takes_the_quantized_kernels(files, qtype):
     assert all(type(m.quantized).__name__ == "PackedWeight" for m in layers)
     assert all(m.weight is None and m.prepacked is None for m in layers)  # the codes are the only copy
     assert backend.num_quantized_layers == 9
-    code_bits = {m.quantized.codes.shape[2] for m in layers}  # kept at the file's width (Q6_K: 8 bits)
-    assert code_bits == ({4, 5, 8} if qtype == "mixed" else {{Q.Q4_K: 4, Q.Q6_K: 8}.get(qtype, 5)})
+    code_bits = {m.quantized.codes.shape[2] for m in layers}  # kept at the file's width
+    assert code_bits == ({4, 5, 6} if qtype == "mixed" else {{Q.Q4_K: 4, Q.Q6_K: 6}.get(qtype, 5)})
 
 
 @needs_kernels

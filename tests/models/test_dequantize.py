@@ -13,8 +13,9 @@ from sarathi_models.layers import Embedding, Linear
 from sarathi_models.quant import pack_codes
 from tests.models.test_quant_matmul import random_weight
 
-FORMATS = [(4, 32), (5, 32), (8, 32), (8, 16)]
-"""(code bits, inputs per scale): the kernels' 4-, 5- and 8-bit and 8-bit-with-half-group-scales forms."""
+FORMATS = [(4, 32), (5, 32), (8, 32), (6, 16), (8, 16)]
+"""(code bits, inputs per scale): the kernels' 4-, 5- and 8-bit forms and the 6- and 8-bit ones with
+half-group scales."""
 
 
 def reference(codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ def test_the_portable_build_has_none():
     assert not module.quant_gemm_supported()
 
 
-@pytest.mark.parametrize(("bits", "group"), [(4, 32), (5, 32), (8, 32), (8, 16)])
+@pytest.mark.parametrize(("bits", "group"), [(4, 32), (5, 32), (8, 32), (6, 16), (8, 16)])
 @pytest.mark.parametrize(("m", "n", "k"), [(37, 40, 96), (8, 64, 64), (17, 16, 32), (3, 200, 128)])
 def test_the_product_is_vdpbf16ps_sums_of_the_dequantized_weight(gemm, bits, group, m, n, k):
     codes, scale, minimum = random_weight(n, k, bits, seed=m + n + k + bits, group=group)

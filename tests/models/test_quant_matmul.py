@@ -22,8 +22,8 @@ def quantized_activations(x: torch.Tensor) -> torch.Tensor:
     return (codes.double() * da.double()).view(x.shape)  # [M, K] float64
 
 
-FORMATS = [(4, 32), (5, 32), (8, 32), (8, 16)]
-"""(code bits, inputs per scale): the kernel's four weight formats."""
+FORMATS = [(4, 32), (5, 32), (8, 32), (6, 16), (8, 16)]
+"""(code bits, inputs per scale): the kernel's five weight formats."""
 
 
 def random_weight(n: int, k: int, bits: int, seed: int, group: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,8 +5,8 @@
 // Each weight is d * c + m in fp32, rounded to bf16 (ties to even, `kern::bf16_bits`). d and m are fp16
 // and c has at most 8 bits, so the product is exact and the result does not depend on whether the
 // compiler fuses it into an fma, nor on the ISA: the same bits everywhere, and for GGUF Q4_0, Q4_1,
-// Q5_0, Q5_1 and Q8_0 the bits of gguf's own fp32 dequantization rounded to bf16. A 5-bit code is its
-// nibble plus 16 times its fifth bit, both exact in fp32.
+// Q5_0, Q5_1 and Q8_0 the bits of gguf's own fp32 dequantization rounded to bf16. A 5- or 6-bit code is
+// its nibble plus 16 times its fifth bit (plus 32 times its sixth), all exact in fp32.
 //
 // Plain C++ without ATen (the cores' rule: `tests/csrc/kernels_check.cpp` builds it for every level),
 // on `vec8.h`'s 8 lanes: half a tile's rows per vector, one input at a time.
@@ -88,8 +88,8 @@ void dequantize_transposed(const uint8_t* codes, const uint16_t* scales, int64_t
             code_position<Format>(j, h, offset, shift, mask);
             const v8::F d = v8::load(s[b].d[j / 16] + 8 * h), m = v8::load(s[b].m[j / 16] + 8 * h);
             v8::F code = v8::codes(gc[b] + offset, shift, mask);
-            if (kCodeBits<Format> == 5)
-              code = v8::add(code, v8::fifth_values(fifth_bits(gc[b], j / 4, h), static_cast<int>(j % 4)));
+            for (int plane = 0; plane < kPlanes<Format>; ++plane)
+              code = v8::add(code, v8::plane_values(plane_bits(gc[b], plane, j / 4, h), static_cast<int>(j % 4), 16 << plane));
             v8::store_bf16(out + 8 * h, v8::add(v8::mul(d, code), m));
           }
           if (lanes < kTile) std::copy(partial, partial + lanes, row);

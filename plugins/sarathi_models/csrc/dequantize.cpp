@@ -47,6 +47,7 @@ void dequantize_transposed(const at::Tensor& codes, const at::Tensor& scales, in
     case quant::kFour: return transposed_into<quant::kFour>(codes, scales, n, wt);
     case quant::kFive: return transposed_into<quant::kFive>(codes, scales, n, wt);
     case quant::kEight: return transposed_into<quant::kEight>(codes, scales, n, wt);
+    case quant::kSixHalves: return transposed_into<quant::kSixHalves>(codes, scales, n, wt);
     default: return transposed_into<quant::kEightHalves>(codes, scales, n, wt);
   }
 }
@@ -64,6 +65,7 @@ at::Tensor dequantize_rows(const at::Tensor& codes, const at::Tensor& scales, in
     case quant::kFour: rows_into<quant::kFour>(codes, scales, idc, out); break;
     case quant::kFive: rows_into<quant::kFive>(codes, scales, idc, out); break;
     case quant::kEight: rows_into<quant::kEight>(codes, scales, idc, out); break;
+    case quant::kSixHalves: rows_into<quant::kSixHalves>(codes, scales, idc, out); break;
     default: rows_into<quant::kEightHalves>(codes, scales, idc, out); break;
   }
   return out;

@@ -41,7 +41,7 @@ std::string isa_level();
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
                         bool float_out);
 
-// The weight format (quant_core.h's kFour, kFive, kEight, kEightHalves) of tiled codes and scales.
+// The weight format (quant_core.h's kFour, kFive, kEight, kSixHalves, kEightHalves) of tiled codes and scales.
 int quant_format(const at::Tensor& codes, const at::Tensor& scales);
 // Checks codes and scales against the tiled layout of a weight with n outputs (TORCH_CHECK).
 void check_quantized_weight(const at::Tensor& codes, const at::Tensor& scales, int64_t n);

@@ -83,20 +83,21 @@ void quantize_range(const T* x, int64_t k, QuantizedRows& rows, int64_t begin, i
 }
 
 // The weight formats (`Format`, a template argument): 4-bit codes (kFour), 5-bit codes (kFive: GGUF
-// Q5_0, Q5_1, Q5_K), 8-bit codes (kEight), and 8-bit codes whose group halves (inputs 0-15 and 16-31)
-// have a scale and minimum each (kEightHalves: GGUF Q6_K's sub-blocks of 16 weights). Scales per group
-// and tile: d, then m, of the 16 rows (fp16); for kEightHalves, d and m of the low half, then d and m
-// of the high half. A 5-bit group is a 4-bit one (its codes' low nibbles) followed by 64 bytes of
-// fifth bits: for chunk s (inputs 4s..4s+3), 8 bytes whose bit 4 i + j is the fifth bit of input
-// 4s + j of row i, so one 64-bit mask covers a chunk's 64 codes.
-constexpr int kFour = 4, kFive = 5, kEight = 8, kEightHalves = 16;
+// Q5_0, Q5_1, Q5_K), 8-bit codes (kEight), and 6- or 8-bit codes whose group halves (inputs 0-15 and
+// 16-31) have a scale and minimum each (kSixHalves, kEightHalves: GGUF Q6_K's sub-blocks of 16
+// weights; 8 bits when such a part is fused with an 8-bit one). Scales per group and tile: d, then m,
+// of the 16 rows (fp16); with halves, d and m of the low half, then d and m of the high half. A 5- or
+// 6-bit group is a 4-bit one (its codes' low nibbles) followed by 64 bytes of fifth bits, then for 6
+// bits 64 bytes of sixth bits: for chunk s (inputs 4s..4s+3), 8 bytes whose bit 4 i + j is that bit of
+// input 4s + j of row i, so one 64-bit mask covers a chunk's 64 codes.
+constexpr int kFour = 4, kFive = 5, kEight = 8, kSixHalves = 12, kEightHalves = 16;
 template <int Format>
-constexpr int kCodeBits = Format == kFour ? 4 : Format == kFive ? 5 : 8;
+constexpr int kCodeBits = Format == kFour ? 4 : Format == kFive ? 5 : Format == kSixHalves ? 6 : 8;
+constexpr int64_t kNibbleBytes = 4 * 64;  // a group's nibbles: where its bit planes start
 template <int Format>
-constexpr bool kNibbles = kCodeBits<Format> < 8;  // the low four bits of each code in nibbles
-constexpr int64_t kNibbleBytes = 4 * 64;  // a group's nibbles: where a 5-bit group's fifth bits start
+constexpr int kPlanes = kCodeBits<Format> < 8 ? kCodeBits<Format> - 4 : 0;  // bit planes after the nibbles
 template <int Format>
-constexpr bool kHalves = Format == kEightHalves;
+constexpr bool kHalves = Format == kEightHalves || Format == kSixHalves;
 template <int Format>
 constexpr int64_t kGroupScales = kHalves<Format> ? 64 : 32;
 
@@ -110,16 +111,17 @@ inline int code_at(const uint8_t* group_codes, int64_t lane, int64_t k) {
   const int64_t quad = k / 4, j = k % 4;
   if (kCodeBits<Format> == 8) return group_codes[quad * 64 + lane * 4 + j];
   const uint8_t byte = group_codes[(quad % 4) * 64 + lane * 4 + j];
-  const int nibble = quad < 4 ? (byte & 0x0F) : (byte >> 4);
-  if (kCodeBits<Format> == 4) return nibble;
+  int code = quad < 4 ? (byte & 0x0F) : (byte >> 4);
   const int64_t bit = lane * 4 + j;
-  return nibble | (((group_codes[kNibbleBytes + quad * 8 + bit / 8] >> (bit % 8)) & 1) << 4);
+  for (int plane = 0; plane < kPlanes<Format>; ++plane)
+    code |= ((group_codes[kNibbleBytes + plane * 64 + quad * 8 + bit / 8] >> (bit % 8)) & 1) << (4 + plane);
+  return code;
 }
 
-// The 32 fifth bits of chunk s for the 8 rows 8h..8h+7 (bit 4 i + j: input 4s + j of row 8h + i).
-inline uint32_t fifth_bits(const uint8_t* group_codes, int64_t s, int64_t h) {
+// Bit 4 + `plane` of chunk s's codes for the 8 rows 8h..8h+7 (bit 4 i + j: input 4s + j of row 8h + i).
+inline uint32_t plane_bits(const uint8_t* group_codes, int plane, int64_t s, int64_t h) {
   uint32_t bits;
-  std::memcpy(&bits, group_codes + kNibbleBytes + s * 8 + h * 4, 4);
+  std::memcpy(&bits, group_codes + kNibbleBytes + plane * 64 + s * 8 + h * 4, 4);
   return bits;
 }
 
@@ -156,13 +158,14 @@ void tile_pass_scalar(const uint8_t* codes, const uint16_t* scales, int64_t grou
 }
 
 #if defined(SARATHI_AVX2)
-// 16 in byte b where bit b of `bits` is set, else 0: a chunk's fifth bits (`fifth_bits`) as code values.
-inline __m256i sixteens_where(uint32_t bits) {
+// `value` in byte b where bit b of `bits` is set, else 0: a chunk's plane bits (`plane_bits`) as code values.
+inline __m256i bytes_where(uint32_t bits, int value) {
   const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
                                              _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
                                                                 0x0303030303030303));  // byte b: byte b / 8
   const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));  // byte b: bit b % 8
-  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select), _mm256_set1_epi8(16));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select),
+                          _mm256_set1_epi8(static_cast<char>(value)));
 }
 
 // `tile_pass` on AVX2 for a full pass of kRowsPerPass rows, chunk by chunk: each chunk's weights meet
@@ -218,9 +221,9 @@ void tile_pass_avx2_by_chunk(const uint8_t* codes, const uint16_t* scales, int64
         for (int r = 0; r < Rows; ++r) dot[r] = _mm256_setzero_si256();
         for (int s = 0; s < 4; ++s) {
           const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gc + s * 64));
-          const __m256i low = _mm256_or_si256(_mm256_and_si256(raw, low_nibble), sixteens_where(fifth_bits(group, s, half)));
+          const __m256i low = _mm256_or_si256(_mm256_and_si256(raw, low_nibble), bytes_where(plane_bits(group, 0, s, half), 16));
           const __m256i high = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble),
-                                               sixteens_where(fifth_bits(group, s + 4, half)));
+                                               bytes_where(plane_bits(group, 0, s + 4, half), 16));
           for (int r = 0; r < Rows; ++r) {
             const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(low, activations(r, s)),
                                                    _mm256_maddubs_epi16(high, activations(r, s + 4)));
@@ -267,11 +270,11 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
         w[s] = _mm512_and_si512(raw, low_nibble);
         w[s + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low_nibble);
       }
-      if (kCodeBits<Format> == 5) {
+      for (int plane = 0; plane < kPlanes<Format>; ++plane) {
         for (int s = 0; s < 8; ++s) {
-          uint64_t fifth;
-          std::memcpy(&fifth, gc + kNibbleBytes + s * 8, 8);
-          w[s] = _mm512_mask_add_epi8(w[s], static_cast<__mmask64>(fifth), w[s], _mm512_set1_epi8(16));
+          uint64_t bits;
+          std::memcpy(&bits, gc + kNibbleBytes + plane * 64 + s * 8, 8);
+          w[s] = _mm512_mask_add_epi8(w[s], static_cast<__mmask64>(bits), w[s], _mm512_set1_epi8(static_cast<char>(16 << plane)));
         }
       }
     }
@@ -339,9 +342,9 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           w[s] = _mm256_and_si256(raw, low_nibble);
           w[s + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibble);
         }
-        if (kCodeBits<Format> == 5)
+        for (int plane = 0; plane < kPlanes<Format>; ++plane)
           for (int s = 0; s < 8; ++s)
-            w[s] = _mm256_or_si256(w[s], sixteens_where(fifth_bits(codes + g * kGroupBytes<Format>, s, half)));
+            w[s] = _mm256_or_si256(w[s], bytes_where(plane_bits(codes + g * kGroupBytes<Format>, plane, s, half), 16 << plane));
       }
       const uint16_t* gs = scales + g * kGroupScales<Format> + half * 8;
       auto widen = [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
@@ -366,16 +369,16 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           } else {
             dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[at]));
           }
-        } else {  // 5-bit codes: four chunks' pair sums at a time (at most 4 x 2 x 31 x 127 < 2^15)
-          __m256i pairs = _mm256_setzero_si256(), pairs_high = _mm256_setzero_si256();
-          for (int s = 0; s < 8; ++s) {
-            int32_t quad;
-            std::memcpy(&quad, xq + 4 * s, 4);
-            __m256i& into = kCodeBits<Format> == 5 && s >= 4 ? pairs_high : pairs;
-            into = _mm256_add_epi16(into, _mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quad)));
+        } else {  // 5- and 6-bit codes: two chunks' pair sums at a time (at most 2 x 2 x 63 x 127 < 2^15)
+          dot = _mm256_setzero_si256();
+          for (int s = 0; s < 8; s += 2) {
+            int32_t quads[2];
+            std::memcpy(quads, xq + 4 * s, 8);
+            const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quads[0])),
+                                                   _mm256_maddubs_epi16(w[s + 1], _mm256_set1_epi32(quads[1])));
+            __m256i& into = kHalves<Format> && s >= 4 ? dot_high : dot;
+            into = _mm256_add_epi32(into, _mm256_madd_epi16(pairs, ones));
           }
-          dot = _mm256_madd_epi16(pairs, ones);
-          if (kCodeBits<Format> == 5) dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs_high, ones));
         }
         const __m256 da = _mm256_set1_ps(act.scale[at]);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, da), acc[r]);
@@ -409,13 +412,13 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           w[s] = vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0F)));
           w[s + 4] = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
         }
-        if (kCodeBits<Format> == 5) {
-          const uint8x16_t select = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+        const uint8x16_t select = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+        for (int plane = 0; plane < kPlanes<Format>; ++plane) {
           for (int s = 0; s < 8; ++s) {  // bits 16 q .. 16 q + 15 of the chunk's 64: byte b takes bit b
-            const uint8_t* bits = codes + g * kGroupBytes<Format> + kNibbleBytes + s * 8 + quarter * 2;
+            const uint8_t* bits = codes + g * kGroupBytes<Format> + kNibbleBytes + plane * 64 + s * 8 + quarter * 2;
             const uint8x16_t spread = vcombine_u8(vdup_n_u8(bits[0]), vdup_n_u8(bits[1]));
-            const uint8x16_t fifth = vandq_u8(vtstq_u8(spread, select), vdupq_n_u8(16));
-            w[s] = vreinterpretq_s8_u8(vorrq_u8(vreinterpretq_u8_s8(w[s]), fifth));
+            const uint8x16_t set = vandq_u8(vtstq_u8(spread, select), vdupq_n_u8(static_cast<uint8_t>(16 << plane)));
+            w[s] = vreinterpretq_s8_u8(vorrq_u8(vreinterpretq_u8_s8(w[s]), set));
           }
         }
       }
@@ -441,8 +444,10 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
         const int64_t at = (first_row + r) * groups + g;
         if (kHalves<Format>) {
           const int32_t low = act.low_total[at], high = act.total[at] - act.low_total[at];
-          dot = vaddq_s32(dot, vdupq_n_s32(128 * low));
-          dot_high = vaddq_s32(dot_high, vdupq_n_s32(128 * high));
+          if (kCodeBits<Format> == 8) {  // codes run as c - 128: 128 x the activations' sums back
+            dot = vaddq_s32(dot, vdupq_n_s32(128 * low));
+            dot_high = vaddq_s32(dot_high, vdupq_n_s32(128 * high));
+          }
           acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot), vmulq_n_f32(d, act.scale[at]));
           acc[r] = vfmaq_f32(acc[r], vcvtq_f32_s32(dot_high), vmulq_n_f32(widen(gs + 32), act.scale[at]));
           acc[r] = vfmaq_f32(acc[r], m, vdupq_n_f32(act.scale[at] * static_cast<float>(low)));

@@ -35,6 +35,7 @@ at::Tensor quant_gemm(const at::Tensor& x, const at::Tensor& codes, const at::Te
     if (format == quant::kFour) quant::gemm_tile_pairs<quant::kFour>(xp, m, k, cp, sp, n, op, begin, end);
     else if (format == quant::kFive) quant::gemm_tile_pairs<quant::kFive>(xp, m, k, cp, sp, n, op, begin, end);
     else if (format == quant::kEight) quant::gemm_tile_pairs<quant::kEight>(xp, m, k, cp, sp, n, op, begin, end);
+    else if (format == quant::kSixHalves) quant::gemm_tile_pairs<quant::kSixHalves>(xp, m, k, cp, sp, n, op, begin, end);
     else quant::gemm_tile_pairs<quant::kEightHalves>(xp, m, k, cp, sp, n, op, begin, end);
   });
 #endif

@@ -74,15 +74,15 @@ void dequantize_pairs(const uint8_t* codes, const uint16_t* scales, int64_t k, i
           const __m512i words = _mm512_loadu_si512(gc + offset);
           __m512i code = _mm512_and_si512(_mm512_srl_epi32(words, _mm_cvtsi32_si128(shift)),
                                           _mm512_set1_epi32(static_cast<int>(mask)));
-          if (kCodeBits<Format> == 5) {  // lane l's fifth bit: bit 4 (l % 8) + (j + i) % 4 of its half's word
-            const __m512i halves = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(fifth_bits(gc, (j + i) / 4, 0)))),
-                _mm256_set1_epi32(static_cast<int>(fifth_bits(gc, (j + i) / 4, 1))), 1);
+          for (int plane = 0; plane < kPlanes<Format>; ++plane) {  // lane l: bit 4 (l % 8) + (j + i) % 4
+            const __m512i halves = _mm512_inserti64x4(                   // of its half's word of the plane
+                _mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(plane_bits(gc, plane, (j + i) / 4, 0)))),
+                _mm256_set1_epi32(static_cast<int>(plane_bits(gc, plane, (j + i) / 4, 1))), 1);
             const __m512i shifts = _mm512_add_epi32(
                 _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28),
                 _mm512_set1_epi32(static_cast<int>((j + i) % 4)));
-            const __m512i fifth = _mm512_and_si512(_mm512_srlv_epi32(halves, shifts), _mm512_set1_epi32(1));
-            code = _mm512_or_si512(code, _mm512_slli_epi32(fifth, 4));
+            const __m512i bit = _mm512_and_si512(_mm512_srlv_epi32(halves, shifts), _mm512_set1_epi32(1));
+            code = _mm512_or_si512(code, _mm512_slli_epi32(bit, 4 + plane));
           }
           w[i] = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(s.d[(j + i) / 16]), _mm512_cvtepi32_ps(code)),
                                _mm512_loadu_ps(s.m[(j + i) / 16]));

@@ -24,9 +24,10 @@
 //          5-bit: [N/16, G, 5, 64] uint8: the 4-bit layout of the codes' low nibbles, then 64 bytes whose
 //                 bit 64 s + 4 i + j is the fifth bit of c[16 t + i][32 g + 4 s + j];
 //          8-bit: [N/16, G, 8, 64] uint8: byte 4 i + j of chunk s is c[16 t + i][32 g + 4 s + j];
-//   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g; 8-bit codes may have
-//          [N/16, G, 4, 16] instead: d and m of inputs 0-15, then of 16-31 (GGUF Q6_K's sub-blocks of
-//          16 weights; `quant_core.h`'s kEightHalves).
+//          6-bit: [N/16, G, 6, 64] uint8: the 5-bit layout, then 64 bytes of sixth bits, the same way;
+//   scales [N/16, G, 2, 16] fp16: d then m of the tile's 16 rows for group g; 6-bit codes have, and
+//          8-bit codes may have, [N/16, G, 4, 16] instead: d and m of inputs 0-15, then of 16-31 (GGUF
+//          Q6_K's sub-blocks of 16 weights; `quant_core.h`'s kSixHalves, kEightHalves).
 
 #include "isa.h"
 #include "ops.h"
@@ -67,6 +68,7 @@ void quant_matmul_to(const at::Tensor& x, const at::Tensor& codes, const at::Ten
     case quant::kFour: return quant_matmul_impl<T, U, quant::kFour>(x, codes, scales, out);
     case quant::kFive: return quant_matmul_impl<T, U, quant::kFive>(x, codes, scales, out);
     case quant::kEight: return quant_matmul_impl<T, U, quant::kEight>(x, codes, scales, out);
+    case quant::kSixHalves: return quant_matmul_impl<T, U, quant::kSixHalves>(x, codes, scales, out);
     default: return quant_matmul_impl<T, U, quant::kEightHalves>(x, codes, scales, out);
   }
 }
@@ -82,18 +84,23 @@ void quant_matmul_of(const at::Tensor& x, const at::Tensor& codes, const at::Ten
 int quant_format(const at::Tensor& codes, const at::Tensor& scales) {
   if (codes.size(2) == 4) return quant::kFour;
   if (codes.size(2) == 5) return quant::kFive;
+  if (codes.size(2) == 6) return quant::kSixHalves;
   return scales.size(2) == 4 ? quant::kEightHalves : quant::kEight;
 }
 
 void check_quantized_weight(const at::Tensor& codes, const at::Tensor& scales, int64_t n) {
   TORCH_CHECK(codes.scalar_type() == at::kByte && codes.is_contiguous() && codes.dim() == 4 &&
                   codes.size(0) == (n + kTile - 1) / kTile &&
-                  (codes.size(2) == 4 || codes.size(2) == 5 || codes.size(2) == 8) && codes.size(3) == 64,
-              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4, 5 or 8, 64]");
+                  (codes.size(2) == 4 || codes.size(2) == 5 || codes.size(2) == 6 || codes.size(2) == 8) &&
+                  codes.size(3) == 64,
+              "codes must be contiguous uint8 [ceil(N / 16), K / 32, 4, 5, 6 or 8, 64]");
   TORCH_CHECK(scales.scalar_type() == at::kHalf && scales.is_contiguous() && scales.dim() == 4 &&
                   scales.size(0) == codes.size(0) && scales.size(1) == codes.size(1) &&
-                  (scales.size(2) == 2 || (scales.size(2) == 4 && codes.size(2) == 8)) && scales.size(3) == 16,
-              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16] (or [.., 4, 16] for 8-bit codes)");
+                  ((scales.size(2) == 2 && codes.size(2) != 6) ||
+                   (scales.size(2) == 4 && (codes.size(2) == 6 || codes.size(2) == 8))) &&
+                  scales.size(3) == 16,
+              "scales must be contiguous float16 [ceil(N / 16), K / 32, 2, 16] (or [.., 4, 16] for 6- and 8-bit "
+              "codes; 6-bit codes always have them)");
 }
 
 at::Tensor quant_matmul(const at::Tensor& x, const at::Tensor& codes, const at::Tensor& scales, int64_t n,
@@ -133,6 +140,7 @@ void quant_matmul(const QuantizedRows& rows, int64_t m, int64_t k, const at::Ten
     case quant::kFour: return matmul_tiles<bf16, quant::kFour>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     case quant::kFive: return matmul_tiles<bf16, quant::kFive>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     case quant::kEight: return matmul_tiles<bf16, quant::kEight>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
+    case quant::kSixHalves: return matmul_tiles<bf16, quant::kSixHalves>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
     default: return matmul_tiles<bf16, quant::kEightHalves>(rows, m, k, cp, sp, n, out, tiles.begin, tiles.end);
   }
 }

@@ -62,12 +62,12 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   const __m256i code = _mm256_and_si256(_mm256_srl_epi32(words, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(static_cast<int>(mask)));
   return {_mm256_cvtepi32_ps(code)};
 }
-// Lane i: 16 if bit 4 i + j of `bits` is set, else 0 (exact): the fifth bits of input j of 8 rows of a
-// 5-bit tile (`quant_core.h`'s `fifth_bits`).
-inline F fifth_values(uint32_t bits, int j) {
+// Lane i: `value` if bit 4 i + j of `bits` is set, else 0 (exact): a bit plane of input j of 8 rows of
+// a 5- or 6-bit tile (`quant_core.h`'s `plane_bits`), as code values.
+inline F plane_values(uint32_t bits, int j, int value) {
   const __m256i shifts = _mm256_add_epi32(_mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), _mm256_set1_epi32(j));
   const __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(bits)), shifts), _mm256_set1_epi32(1));
-  return {_mm256_cvtepi32_ps(_mm256_slli_epi32(bit, 4))};
+  return {_mm256_cvtepi32_ps(_mm256_mullo_epi32(bit, _mm256_set1_epi32(value)))};
 }
 
 // exp_nonpositive (simd.h) on 8 lanes: max with -87 (a NaN gives -87, as maxps does), n = x log2(e)
@@ -170,11 +170,12 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   const uint32x4_t hi = vandq_u32(vshlq_u32(vld1q_u32(reinterpret_cast<const uint32_t*>(p + 16)), right), vdupq_n_u32(mask));
   return {vcvtq_f32_u32(lo), vcvtq_f32_u32(hi)};
 }
-inline F fifth_values(uint32_t bits, int j) {  // see the AVX2 version
+inline F plane_values(uint32_t bits, int j, int value) {  // see the AVX2 version
   const int32x4_t low = {-j, -(4 + j), -(8 + j), -(12 + j)}, high = {-(16 + j), -(20 + j), -(24 + j), -(28 + j)};
   const uint32x4_t word = vdupq_n_u32(bits), one = vdupq_n_u32(1);
-  return {vcvtq_f32_u32(vshlq_n_u32(vandq_u32(vshlq_u32(word, low), one), 4)),
-          vcvtq_f32_u32(vshlq_n_u32(vandq_u32(vshlq_u32(word, high), one), 4))};
+  const uint32_t v = static_cast<uint32_t>(value);
+  return {vcvtq_f32_u32(vmulq_n_u32(vandq_u32(vshlq_u32(word, low), one), v)),
+          vcvtq_f32_u32(vmulq_n_u32(vandq_u32(vshlq_u32(word, high), one), v))};
 }
 
 inline float32x4_t exp_nonpositive4(float32x4_t in) {
@@ -285,9 +286,9 @@ inline F codes(const uint8_t* p, int shift, uint32_t mask) {
   for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>((words[i] >> shift) & mask);
   return out;
 }
-inline F fifth_values(uint32_t bits, int j) {  // see the AVX2 version
+inline F plane_values(uint32_t bits, int j, int value) {  // see the AVX2 version
   F out;
-  for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>(((bits >> (4 * i + j)) & 1) << 4);
+  for (int i = 0; i < 8; ++i) out.v[i] = static_cast<float>(((bits >> (4 * i + j)) & 1) * value);
   return out;
 }
 inline F exp_nonpositive(F x) {
