@@ -62,8 +62,9 @@ VARIANTS = {
                                      "query_pre_attn_scalar": 24, "attn_logit_softcapping": 3.0,
                                      "final_logit_softcapping": 5.0, "pad_token_id": 0}),
     # Q/K norms; five layers of six windowed, those rotating with a base of their own, the sixth with
-    # linearly scaled RoPE of another base.
+    # linearly scaled RoPE of another base; an LM head of its own (Gemma's are tied, a file may not be).
     "gemma3": ("Gemma3ForCausalLM", {"num_hidden_layers": 6, "sliding_window": 16, "query_pre_attn_scalar": 16,
+                                     "tie_word_embeddings": False,
                                      "rope_parameters": {
                                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                                          "full_attention": {"rope_type": "linear", "factor": 4.0,
