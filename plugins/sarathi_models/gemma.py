@@ -16,14 +16,13 @@ layers; their linear layers and attention take the same kernels as Llama's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from .context import ContextSlot
 from .layers import Embedding, GemmaRMSNorm
-from .llama import LlamaAttention, LlamaForCausalLM, LlamaMLP
+from .llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
 from .rope import RotaryEmbedding
@@ -58,23 +57,17 @@ class GemmaDecoderLayer(nn.Module):
         return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))  # [T, H]
 
 
-class GemmaModel(nn.Module):
-    """Embedding, layers and final norm; the same attributes as `LlamaModel`, so pipeline stages
-    (`stage`) and the quantized loader treat both alike."""
+class GemmaModel(LlamaModel):
+    """`LlamaModel` with Gemma's embedding, layers and norm, and a second rotary embedding for the
+    windowed layers (Gemma 3's `local_rope`); never a decode stack (see the module docstring)."""
+
+    embedding_class = ScaledEmbedding
+    layer_class = GemmaDecoderLayer
+    norm_class = GemmaRMSNorm
 
     def __init__(self, config: ModelConfig, context: ContextSlot) -> None:
-        super().__init__()
-        self.embed_tokens = ScaledEmbedding(config.vocab_size, config.hidden_size)
-        self.rotary_emb = RotaryEmbedding(config.rope, config.head_dim)
+        super().__init__(config, context)
         self.local_rotary_emb = RotaryEmbedding(config.local_rope or config.rope, config.head_dim)
-        self.layers = nn.ModuleList(GemmaDecoderLayer(config, i, context) for i in range(config.num_layers))
-        self.norm = GemmaRMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.config, self.context = config, context
-        self.decode_stack: Any | None = None
-        """Always None: the C++ decode stack has Llama's layer only (see the module docstring)."""
-
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return self.run_layers(self.embed_tokens(input_ids), positions)  # [T, H]
 
     def run_layers(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """x [T, H] through every layer this model holds (all, or a pipeline stage's range)."""

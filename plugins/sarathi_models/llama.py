@@ -90,12 +90,17 @@ class LlamaDecoderLayer(nn.Module):
 
 
 class LlamaModel(nn.Module):
+    embedding_class: type[Embedding] = Embedding
+    layer_class: type[nn.Module] = LlamaDecoderLayer
+    norm_class: type[RMSNorm] = RMSNorm
+    """The parts a subclass (Gemma's) swaps in."""
+
     def __init__(self, config: ModelConfig, context: ContextSlot) -> None:
         super().__init__()
-        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.embed_tokens = self.embedding_class(config.vocab_size, config.hidden_size)
         self.rotary_emb = RotaryEmbedding(config.rope, config.head_dim)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(config, i, context) for i in range(config.num_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.layers = nn.ModuleList(self.layer_class(config, i, context) for i in range(config.num_layers))
+        self.norm = self.norm_class(config.hidden_size, config.rms_norm_eps)
         self.config, self.context = config, context
         self.decode_stack: Any | None = None
         """Every layer in one C++ call for small decode steps on the CPU, once `attach` built it."""

@@ -19,7 +19,7 @@ from sarathi_models.gguf import convert_gguf
 from sarathi_models.layers import Linear
 from sarathi_models.resolve import resolve_model
 from sarathi_sdk import Engine, SamplingParams
-from tests.gguf.test_gguf_fast_types import NEAR_TIE_K, needs_kernels, type_of
+from tests.gguf.test_gguf_fast_types import NEAR_TIE_K, near_tie_gaps, needs_kernels, type_of
 from tests.gguf.tiny_gguf import gguf_tensors, random_gemma, reference_greedy, write_llama_gguf
 from tests.models.helpers import make_backend
 
@@ -119,10 +119,5 @@ async def test_a_quantized_gemma_file_gives_the_fp32_models_greedy_tokens_or_a_n
         async with Engine(str(folder), dtype="bfloat16", max_num_seqs=4) as engine:
             prompt = engine.tokenizer.encode(PROMPT)
             out = await engine.complete(prompt, params)
-    ids = torch.tensor([prompt + list(out.token_ids)])
-    with torch.no_grad():
-        logits = reference(ids).logits[0, len(prompt) - 1:-1]  # [16, V]: the reference's view of each step
-    top = logits.topk(10, dim=-1).values  # [16, 10]
-    ours = logits.gather(1, torch.tensor(out.token_ids)[:, None])[:, 0]  # [16]
-    gap = (top[:, 0] - ours) / (top[:, 0] - top[:, -1])
+    gap = near_tie_gaps(reference, prompt, list(out.token_ids))
     assert (gap <= NEAR_TIE_K).all(), gap.tolist()

@@ -48,6 +48,17 @@ relative off the file's fp32 product, `gguf_blocks`) in prefill too since it deq
 the Q6_K file's 16th token came out at 0.077 (2026-12-07), every other step and type at 0.05 or less."""
 
 
+def near_tie_gaps(reference, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+    """Per generated token [len(tokens)]: how far below the reference's best logit ours is, as a share
+    of the spread of that step's top 10 logits (0 where ours is the reference's choice)."""
+    ids = torch.tensor([prompt + tokens])
+    with torch.no_grad():
+        logits = reference(ids).logits[0, len(prompt) - 1:-1]  # [n, V]: the reference's view of each step
+    top = logits.topk(10, dim=-1).values  # [n, 10]
+    ours = logits.gather(1, torch.tensor(tokens)[:, None])[:, 0]  # [n]
+    return (top[:, 0] - ours) / (top[:, 0] - top[:, -1])
+
+
 @pytest.fixture(scope="module")
 def files(sp_model, tmp_path_factory):
     """qtype -> (the GGUF file's index folder, which the engine loads the file through; the fp32
@@ -92,12 +103,7 @@ async def test_greedy_tokens_are_the_fp32_models_choice_or_a_near_tie(files, qty
     async with Engine(str(folder), dtype="bfloat16", max_num_seqs=4) as engine:
         prompt = engine.tokenizer.encode(PROMPT)
         out = await engine.complete(prompt, params)
-    ids = torch.tensor([prompt + list(out.token_ids)])
-    with torch.no_grad():
-        logits = reference(ids).logits[0, len(prompt) - 1:-1]  # [16, V]: the reference's view of each step
-    top = logits.topk(10, dim=-1).values  # [16, 10]
-    ours = logits.gather(1, torch.tensor(out.token_ids)[:, None])[:, 0]  # [16]
-    gap = (top[:, 0] - ours) / (top[:, 0] - top[:, -1])
+    gap = near_tie_gaps(reference, prompt, list(out.token_ids))
     bound = NEAR_TIE if qtype in (Q.Q5_0, Q.Q5_1) else NEAR_TIE_K
     assert (gap <= bound).all(), gap.tolist()
 
