@@ -369,6 +369,14 @@ void tile_pass(const uint8_t* codes, const uint16_t* scales, int64_t groups, con
           } else {
             dot = _mm256_add_epi32(dot, _mm256_set1_epi32(128 * act.total[at]));
           }
+        } else if (kCodeBits<Format> == 4) {
+          __m256i pairs = _mm256_setzero_si256();
+          for (int s = 0; s < 8; ++s) {
+            int32_t quad;
+            std::memcpy(&quad, xq + 4 * s, 4);
+            pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[s], _mm256_set1_epi32(quad)));
+          }
+          dot = _mm256_madd_epi16(pairs, ones);
         } else {  // 5- and 6-bit codes: two chunks' pair sums at a time (at most 2 x 2 x 63 x 127 < 2^15)
           dot = _mm256_setzero_si256();
           for (int s = 0; s < 8; s += 2) {
