@@ -16,17 +16,17 @@ weight being `scale * code + minimum`.
 
 The K-quants' fp16 rounding of d x sc is the one place where the kernels' weight differs from the
 file's. Every other type (Q2_K, Q3_K, the IQ types, floats) is not here: `FAST_TYPES` says which are.
-Imports gguf and numpy.
+Imports numpy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gguf
 import numpy as np
 
-Q = gguf.GGMLQuantizationType
+from .gguf_types import GGMLType as Q
+
 FAST_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K})
 FOUR_BIT_TYPES = frozenset({Q.Q4_0, Q.Q4_1, Q.Q4_K})
 """The fast types on the kernels' 4-bit path."""

@@ -138,11 +138,9 @@ def _rope_scaling(file: GGUFFile) -> dict[str, Any] | None:
 
 def _rope_freqs(file: GGUFFile) -> list[float] | None:
     """The `rope_freqs.weight` tensor (Llama 3.1's files): a divisor per rotary frequency, or None."""
-    import gguf
-
     for tensor in file.tensors:
         if tensor.name == "rope_freqs.weight":
-            return [float(v) for v in gguf.quants.dequantize(tensor.data, tensor.tensor_type).ravel()]
+            return [float(v) for v in tensor.values().ravel()]
     return None
 
 

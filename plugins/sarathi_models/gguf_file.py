@@ -9,7 +9,7 @@ Hugging Face model (`llama`: `LlamaForCausalLM`, Mistral's files included; `qwen
 `Qwen2ForCausalLM`, `Qwen3ForCausalLM`; `gemma2`, `gemma3`: `Gemma2ForCausalLM`, `Gemma3ForCausalLM`),
 before any weight is read.
 
-Imports gguf, the standard library, this package and the public `sarathi_sdk` API.
+Imports the standard library, this package and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations

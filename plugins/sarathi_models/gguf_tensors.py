@@ -13,7 +13,7 @@ The layout (llama.cpp's `gguf.h`, version 2 and 3, little-endian): magic, versio
 metadata count; key-value pairs (string key, uint32 type, value); tensor infos (name, dimension count,
 dimensions innermost first, type, offset); the data, `general.alignment` (32 by default) aligned.
 
-Imports gguf (its type tables), numpy, the standard library and the public `sarathi_sdk` API.
+Imports numpy, the standard library and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from sarathi_sdk import ConfigError
 
 from .gguf_parts import MAGIC
+from .gguf_types import BLOCKS, GGMLType
 
 SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 """GGUF value type -> struct format, for the fixed-size types."""
@@ -41,8 +42,8 @@ class GGUFTensor:
     """One tensor of a GGUF file, its bytes read on demand (`data`)."""
 
     name: str
-    tensor_type: Any
-    """A `gguf.GGMLQuantizationType`."""
+    tensor_type: GGMLType
+    """Its `GGMLType`."""
     shape: tuple[int, ...]
     """Dimensions innermost first, as GGUF stores them (a weight [N, K] is (K, N))."""
     path: Path
@@ -56,6 +57,21 @@ class GGUFTensor:
         `gguf_blocks.fast_blocks` take), read from the file now."""
         outer = tuple(reversed(self.shape[1:]))
         return self.rows(0, int(np.prod(outer))).reshape(*outer, -1)
+
+    def values(self) -> np.ndarray:
+        """The tensor dequantized, fp32 [*outer dimensions, inner dimension]. Float types are read
+        here; the rest through `gguf.quants.dequantize`, imported only for them (the package and what
+        it pulls in stay out of a process that serves a file of the kernels' types)."""
+        raw = self.data  # [*outer, bytes per row]
+        if self.tensor_type == GGMLType.F32:
+            return raw.view(np.float32)
+        if self.tensor_type == GGMLType.F16:
+            return raw.view(np.float16).astype(np.float32)
+        if self.tensor_type == GGMLType.BF16:
+            return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        import gguf
+
+        return np.asarray(gguf.quants.dequantize(raw, self.tensor_type), dtype=np.float32)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of the tensor seen as [rows, bytes per row] uint8, read from the file now:
@@ -80,8 +96,6 @@ def read_tensor_table(path: Path, arrays: bool = False) -> tuple[dict[str, Any],
 
 
 def _parse(path: Path, view: mmap.mmap, arrays: bool) -> tuple[dict[str, Any], list[GGUFTensor]]:
-    import gguf
-
     if view[:4] != MAGIC:
         raise ConfigError(f"{path} is not a GGUF file")
     version, tensor_count, kv_count = struct.unpack_from("<IQQ", view, 4)
@@ -129,12 +143,12 @@ def _parse(path: Path, view: mmap.mmap, arrays: bool) -> tuple[dict[str, Any], l
         shape = struct.unpack_from(f"<{dims}Q", view, at + 4)
         qtype, offset = struct.unpack_from("<IQ", view, at + 4 + 8 * dims)
         at += 4 + 8 * dims + 12
-        infos.append((name, tuple(int(d) for d in shape), gguf.GGMLQuantizationType(qtype), int(offset)))
+        infos.append((name, tuple(int(d) for d in shape), GGMLType(qtype), int(offset)))
     alignment = int(metadata.get("general.alignment", 32))
     start = -(-at // alignment) * alignment
     tensors = []
     for name, shape, qtype, offset in infos:
-        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        block, type_size = BLOCKS[qtype]
         nbytes = int(np.prod(shape)) // block * type_size
         if start + offset + nbytes > len(view):
             raise ConfigError(f"{path} ends inside tensor {name!r}: the file is truncated")

@@ -18,7 +18,7 @@ Four things separate the two layouts:
 An unknown tensor name is a `ConfigError`: silently dropping a tensor would give a model that loads
 and talks nonsense.
 
-Imports gguf, numpy, the standard library, this package and the public `sarathi_sdk` API.
+Imports numpy, the standard library, this package and the public `sarathi_sdk` API.
 """
 
 from __future__ import annotations
@@ -82,11 +82,9 @@ def hf_state_dict(file: GGUFFile, num_heads: int, num_kv_heads: int) -> Iterator
 
 def dense_weight(file: GGUFFile, tensor: GGUFTensor, num_heads: int, num_kv_heads: int) -> tuple[str, np.ndarray]:
     """(HF name, fp32 array in HF shape) of one tensor of the file, dequantized."""
-    import gguf
-
     name, kind = hf_name(tensor.name, file.architecture)
-    # dequantize returns the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
-    array = np.ascontiguousarray(gguf.quants.dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+    # values are the rows as stored: GGML's (ne1, ne0) order, which is torch's (out, in).
+    array = np.ascontiguousarray(tensor.values())
     if kind == "attn_q" and permuted_rope(file):
         array = unpermute_rope_rows(array, num_heads)
     elif kind == "attn_k" and permuted_rope(file):

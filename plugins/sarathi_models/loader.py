@@ -44,10 +44,23 @@ def load_model(
     with torch.device("meta"):
         model = factory(hf_config)
     quantized_only = attach_stored(model, checkpoint, quantization, device, dtype)
-    model.to(dtype=dtype).to_empty(device=device)  # type: ignore[attr-defined]
+    materialize(model, device, dtype)
     model.eval()  # type: ignore[attr-defined]
     load_weights(model, checkpoint.tensors(skip=quantized_only))
     return model
+
+
+def materialize(model: CausalLM, device: torch.device, dtype: torch.dtype) -> None:
+    """Give every meta parameter of `model` uninitialised storage on `device`, floating ones in `dtype`.
+
+    What `module.to(dtype).to_empty(device)` does, without its meta-tensor path: that one runs
+    `empty_like` through torch's Python references, which import sympy (32 MB resident for the life
+    of the process) to reason about strides a plain `torch.empty` never has."""
+    for module in model.modules():  # type: ignore[attr-defined]
+        for name, param in module.named_parameters(recurse=False):
+            kind = dtype if param.is_floating_point() else param.dtype
+            data = torch.empty(param.shape, dtype=kind, device=device)  # same shape as the meta parameter
+            module._parameters[name] = torch.nn.Parameter(data, requires_grad=False)
 
 
 def load_weights(model: CausalLM, tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

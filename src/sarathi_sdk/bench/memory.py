@@ -48,7 +48,7 @@ def child(model: str) -> None:
     import sarathi_sdk
 
     after_import = status_mb("VmRSS")
-    layer = torch.nn.Linear(64, 64, device="meta").to(torch.bfloat16).to_empty(device="cpu")
+    layer = torch.nn.Linear(64, 64, dtype=torch.bfloat16)
     layer(torch.ones(2, 64, dtype=torch.bfloat16))
     after_warmup = status_mb("VmRSS")
 
