@@ -8,10 +8,9 @@ generated 32 tokens; the difference, less the KV cache the engine allocated (siz
 tokens), is what the model costs beside the file it came from. The parent reports it as a multiple
 of the file's size, with the bytes the cache folder holds afterwards (the index: no weight copy).
 
-A second baseline is taken after torch's first tensor operations (a tiny bf16 layer built on the meta
-device, materialised and run, as the loader does): torch maps about 40 MB of its own code and state
-on its first operations (2026-12-07), torch's share as much as its import is, which the first
-baseline leaves in the model's cost. Both are printed.
+A second baseline is taken after torch's first tensor operations (a tiny bf16 layer run): torch maps
+about 10 MB of its own code and state on its first operations (oneDNN, the thread pool; 2026-12-07),
+which the first baseline leaves in the model's cost. Both are printed.
 
 Imports the standard library, and anyio, torch and the public `sarathi_sdk` API in the child processes.
 """
