@@ -3,7 +3,8 @@
 Runs on the model's device right after the forward, vectorised over the rows; the only host transfer
 is the final one (token ids and logprobs to Python ints and floats).
 
-Order of operations (vLLM's): penalties, then greedy rows take the argmax; the other rows divide by
+Order of operations (vLLM's): a structured-output row's grammar mask (tokens outside it get -inf),
+penalties, then greedy rows take the argmax; the other rows divide by
 their temperature, drop tokens below `min_p` x the top probability, keep the `top_k` best, keep the
 smallest set whose probability reaches `top_p`, and draw by inverse CDF. Logprobs are of the raw
 model output (before penalties and temperature), as vLLM returns by default.
@@ -20,6 +21,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from sarathi_sdk import DecodeSlot, PrefillChunk, SamplingParams, TokenLogprobs
@@ -48,7 +50,7 @@ class Sampler:
         params = [row.sampling_params for row in rows]
         device = logits.device
         raw = logits
-        logits = apply_penalties(logits, rows)
+        logits = apply_penalties(apply_allowed_tokens(logits, rows), rows)
         tokens = greedy_tokens(logits)  # [S]
         sampled = [i for i, p in enumerate(params) if not p.is_greedy]
         if sampled:
@@ -66,6 +68,24 @@ class Sampler:
             return self._unseeded.random()
         position = row.position + 1 if isinstance(row, DecodeSlot) else row.start_pos + len(row.token_ids)
         return seeded_uniform(params.seed, position)
+
+
+def apply_allowed_tokens(logits: torch.Tensor, rows: Sequence[PrefillChunk | DecodeSlot]) -> torch.Tensor:
+    """logits [S, V] with -inf for every token a row's grammar bitmask (`allowed_tokens`: int32 words,
+    bit j of word w for token 32 w + j) does not allow; tokens past the mask's words are not allowed.
+    Rows without a mask, and logits without any, are returned as they are."""
+    masked = [i for i, row in enumerate(rows) if row.allowed_tokens is not None]
+    if not masked:
+        return logits
+    words = torch.as_tensor(np.stack([np.asarray(rows[i].allowed_tokens, dtype=np.int32) for i in masked]))  # [M, W]
+    bits = torch.arange(32, dtype=torch.int32)  # [32]
+    allowed = ((words[:, :, None] >> bits) & 1).bool().reshape(len(masked), -1).to(logits.device)  # [M, 32 W]
+    vocab = logits.shape[1]
+    allowed = allowed[:, :vocab] if allowed.shape[1] >= vocab else torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]))
+    index = torch.tensor(masked, device=logits.device)  # [M]
+    out = logits.clone()
+    out[index] = logits[index].masked_fill(~allowed, float("-inf"))
+    return out
 
 
 def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ Imports tokenizers, this package and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sarathi_sdk import ConfigError
 
 from .base import BaseTokenizer
 from .checkpoint import TokenizerSettings
+from .token_bytes import byte_level_bytes, sentencepiece_bytes
 
 
 class JsonTokenizer(BaseTokenizer):
@@ -38,3 +40,13 @@ class JsonTokenizer(BaseTokenizer):
 
     def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         return self._tokenizer.decode(list(token_ids), skip_special_tokens=skip_special_tokens)
+
+    def token_bytes(self) -> list[bytes]:
+        """Every token's bytes (see `token_bytes`), by id; special tokens b"". Byte-level when the
+        file's decoder is (GPT-2 style), else sentencepiece's "▁" and byte tokens."""
+        decoder = json.loads(self._tokenizer.to_str()).get("decoder") or {}
+        kinds = {decoder.get("type")} | {step.get("type") for step in decoder.get("decoders") or ()}
+        read = byte_level_bytes if "ByteLevel" in kinds else sentencepiece_bytes
+        special = {i for i, token in self._tokenizer.get_added_tokens_decoder().items() if token.special}
+        pieces = (self._tokenizer.id_to_token(i) for i in range(self._tokenizer.get_vocab_size(with_added_tokens=True)))
+        return [b"" if i in special or piece is None else read(piece) for i, piece in enumerate(pieces)]

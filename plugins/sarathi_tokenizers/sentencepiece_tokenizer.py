@@ -21,6 +21,7 @@ from sarathi_sdk import ConfigError
 
 from .base import BaseTokenizer
 from .checkpoint import TokenizerSettings
+from .token_bytes import sentencepiece_bytes
 
 
 class SentencePieceTokenizer(BaseTokenizer):
@@ -65,3 +66,9 @@ class SentencePieceTokenizer(BaseTokenizer):
             else:
                 run.append(token_id)
         return "".join(text) + self._sp.decode(run)
+
+    def token_bytes(self) -> list[bytes]:
+        """Every piece's bytes (see `token_bytes`), by id; control, unknown and special pieces b""."""
+        sp = self._sp
+        return [b"" if i in self._special_ids or sp.is_control(i) or sp.is_unknown(i) else sentencepiece_bytes(sp.id_to_piece(i))
+                for i in range(sp.get_piece_size())]

@@ -36,6 +36,8 @@ from .plugins import PluginManager
 from .registries import Registries
 from .request import FinishReason, Request, RequestStatus
 from .sampling import SamplingParams
+from .structured_outputs import GrammarMatcher, StructuredOutputBackend
+from .structured_params import StructuredOutputsParams
 
 __all__ = [
     "BatchPolicy",
@@ -49,6 +51,7 @@ __all__ = [
     "EngineStateError",
     "EngineStats",
     "FinishReason",
+    "GrammarMatcher",
     "IncrementalDetokenizer",
     "InvalidRequestError",
     "KVCacheManager",
@@ -70,6 +73,8 @@ __all__ = [
     "ScheduledBatch",
     "StageStats",
     "StepOutput",
+    "StructuredOutputBackend",
+    "StructuredOutputsParams",
     "TokenHistory",
     "TokenLogprobs",
     "Tokenizer",

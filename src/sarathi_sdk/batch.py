@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .sampling import SamplingParams
 
@@ -37,6 +38,9 @@ class PrefillChunk:
     """Sample a token from the last position (the chunk ends the prompt)."""
     sampling_params: SamplingParams
     history: TokenHistory | None = None
+    allowed_tokens: Any = None
+    """With `structured_outputs`, on a last chunk: the tokens the grammar allows, a bitmask row
+    (int32 [ceil(V / 32)], see `structured_outputs`); None samples from every token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class DecodeSlot:
     """KV blocks covering positions `0 .. position`, in order."""
     sampling_params: SamplingParams
     history: TokenHistory | None = None
+    allowed_tokens: Any = None
+    """As `PrefillChunk.allowed_tokens`."""
 
 
 @dataclass(frozen=True, slots=True)

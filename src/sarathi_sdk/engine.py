@@ -127,7 +127,8 @@ class Engine:
         self.config, self._tokenizer, self._budget_profile = built.config, built.tokenizer, built.budget_profile
         live = LiveRequests(built.policy, built.plugins.notify)
         steps = StepLoop(built.policy, built.kv, built.backend, live, max_in_flight=self.config.pipeline_parallel_size,
-                         step_timeout=self.config.step_timeout, on_step_end=self._on_step_end, on_death=self._die)
+                         step_timeout=self.config.step_timeout, on_step_end=self._on_step_end, on_death=self._die,
+                         structured=built.structured)
         tasks = BackgroundTasks()
         self._parts = _Parts(built, live, steps, tasks, anyio.lowlevel.current_token())
         steps.start(await tasks.open())
@@ -162,7 +163,8 @@ class Engine:
     async def generate(self, prompt: Prompt, params: SamplingParams | None = None, *,
                        request_id: str | None = None, priority: int = 0) -> AsyncGenerator[RequestOutput, None]:
         """Stream a request's outputs: each holds the text and token ids new since the previous one."""
-        live = self._add_request(prompt, params, request_id, priority)
+        compiled = await self._compile(params)
+        live = self._add_request(prompt, params, request_id, priority, compiled)
         async for output in self._stream(live):
             yield output
 
@@ -174,7 +176,8 @@ class Engine:
             raise InvalidRequestError("chat needs a tokenizer with a chat template; this engine has none")
         text = self._tokenizer.apply_chat_template(check_messages(messages), add_generation_prompt=True)
         prompt_ids = parts.built.admission.tokenize(text, add_special_tokens=False)
-        live = self._add_request(prompt_ids, params, request_id, priority)
+        compiled = await self._compile(params)
+        live = self._add_request(prompt_ids, params, request_id, priority, compiled)
         async for output in self._stream(live):
             yield output
 
@@ -244,8 +247,18 @@ class Engine:
         error.__cause__ = cause
         return error
 
+    async def _compile(self, params: SamplingParams | None) -> Any:
+        """The request's compiled `structured_outputs` (None without), compiled on a worker thread;
+        an `InvalidRequestError` if it does not compile or no plugin compiles constraints."""
+        if not isinstance(params, SamplingParams) or params.structured_outputs is None:
+            return None
+        backend = self._check_running().built.structured
+        if backend is None:
+            raise InvalidRequestError("structured_outputs needs a structured-output backend plugin; this engine has none")
+        return await anyio.to_thread.run_sync(backend.compile, params.structured_outputs)
+
     def _add_request(self, prompt: Prompt, params: SamplingParams | None, request_id: str | None,
-                     priority: int) -> LiveRequest:
+                     priority: int, compiled: Any = None) -> LiveRequest:
         parts = self._check_running()
         request_id = uuid.uuid4().hex if request_id is None else request_id
         if not isinstance(request_id, str) or request_id in parts.live:
@@ -255,7 +268,9 @@ class Engine:
         request = parts.built.admission.make_request(request_id, prompt_ids, params, priority)
         parts.built.admission.check_capacity(parts.built.policy)
         detokenizer = None if self._tokenizer is None else self._tokenizer.detokenizer(prompt_ids)
-        live = parts.live.add(request, detokenizer)
+        structured = parts.built.structured
+        matcher = None if compiled is None or structured is None else structured.matcher(compiled)
+        live = parts.live.add(request, detokenizer, matcher)
         parts.built.policy.add(request)
         # an observer raising here is logged and the request is served all the same
         parts.built.plugins.notify("sarathi_on_request_added", request_id=request_id,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .output import RequestOutput
     from .registries import Registries
     from .sampling import SamplingParams
+    from .structured_outputs import StructuredOutputBackend
 
 PROJECT = "sarathi_sdk"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -93,6 +94,15 @@ def sarathi_make_pipeline_stage(
 @hookspec(firstresult=True)
 def sarathi_make_sampler(config: EngineConfig) -> Any:
     """Build the sampler the model backend runs on its device after each forward pass."""
+
+
+@hookspec(firstresult=True)
+def sarathi_make_structured_output_backend(config: EngineConfig, tokenizer: Tokenizer | None) -> (
+        StructuredOutputBackend | None):
+    """Build the backend that compiles requests' `structured_outputs` for this engine's tokenizer and
+    makes their matchers (see `sarathi_sdk.StructuredOutputBackend`); None leaves the engine without
+    one, and a request that asks for structured output is then refused. Called at engine start; an
+    implementation should defer anything costly to its first `compile`."""
 
 
 # Registries: every plugin may contribute.

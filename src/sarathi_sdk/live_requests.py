@@ -21,6 +21,7 @@ from .interfaces import BatchPolicy, IncrementalDetokenizer
 from .output import OutputProcessor, RequestOutput
 from .request import FinishReason, Request
 from .streams import RequestStream
+from .structured_outputs import GrammarMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class LiveRequest:
     request: Request
     processor: OutputProcessor
     stream: RequestStream
+    matcher: GrammarMatcher | None = None
+    """Its grammar's state when it asked for structured output; it goes when the request ends."""
 
 
 class LiveRequests:
@@ -53,14 +56,21 @@ class LiveRequests:
     def request(self, request_id: str) -> Request:
         return self._live[request_id].request
 
-    def add(self, request: Request, detokenizer: IncrementalDetokenizer | None) -> LiveRequest:
-        live = LiveRequest(request, OutputProcessor(request, detokenizer), RequestStream())
+    def add(self, request: Request, detokenizer: IncrementalDetokenizer | None,
+            matcher: GrammarMatcher | None = None) -> LiveRequest:
+        live = LiveRequest(request, OutputProcessor(request, detokenizer), RequestStream(), matcher)
         self._live[request.request_id] = live
         return live
 
+    def matcher(self, request_id: str) -> GrammarMatcher | None:
+        """The request's grammar matcher; None for an unconstrained (or ended) request."""
+        live = self._live.get(request_id)
+        return None if live is None else live.matcher
+
     def emit(self, output: StepOutput, finished: Sequence[Request], now: float) -> None:
         """Send each request of a step its new token; end the streams of those the policy finished,
-        and of those whose text now holds a stop string (the policy ends them with "stop")."""
+        and of those whose text now holds a stop string or whose grammar has ended (the policy ends
+        them with "stop")."""
         ended = {request.request_id for request in finished}
         for request_id, token_id in output.sampled.items():
             live = self._live.get(request_id)
@@ -75,7 +85,12 @@ class LiveRequests:
               ended: set[str]) -> None:
         request = live.request
         request.token_times.append(now)
-        if live.processor.add_token(token_id) and request.request_id not in ended:
+        grammar_ended = False
+        if live.matcher is not None:
+            if not live.matcher.accept(token_id):
+                raise RuntimeError(f"the sampled token {token_id} is outside the request's grammar")
+            grammar_ended = live.matcher.is_terminated
+        if (live.processor.add_token(token_id) or grammar_ended) and request.request_id not in ended:
             self._policy.abort(request.request_id, FinishReason.STOP)
             ended.add(request.request_id)
         done = request.request_id in ended

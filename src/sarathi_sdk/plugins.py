@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sarathi_sdk"
 BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models", "sarathi_triton",
-                   "sarathi_parallel")
+                   "sarathi_parallel", "sarathi_structured")
 
 
 class PluginManager:

@@ -3,7 +3,7 @@
 Field names and defaults follow vLLM so that code moves over unchanged. The sampler itself runs in the
 model backend, on the device; this module only describes and checks what is asked for.
 
-Imports only the standard library, `checks` and `errors`.
+Imports only the standard library, `checks`, `errors` and `structured_params`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from .checks import is_finite_number, is_int
 from .errors import InvalidRequestError
+from .structured_params import StructuredOutputsParams
 
 T = TypeVar("T")
 
@@ -47,6 +48,9 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    structured_outputs: StructuredOutputsParams | None = None
+    """A constraint the output must follow: a JSON schema, regex, choice or grammar (see
+    `StructuredOutputsParams`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -78,6 +82,8 @@ class SamplingParams:
         _check(is_finite_number(self.frequency_penalty) and -2 <= self.frequency_penalty <= 2,
                "frequency_penalty must be in [-2, 2]", self.frequency_penalty)
         _check(isinstance(self.ignore_eos, bool), "ignore_eos must be True or False", self.ignore_eos)
+        _check(self.structured_outputs is None or isinstance(self.structured_outputs, StructuredOutputsParams),
+               "structured_outputs must be None or StructuredOutputsParams", self.structured_outputs)
 
     @property
     def is_greedy(self) -> bool:

@@ -23,6 +23,7 @@ from .config import AUTO, EngineConfig
 from .errors import PluginError
 from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, ModelBackend, Tokenizer
 from .plugins import PluginManager
+from .structured_outputs import StructuredOutputBackend
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class Built:
     kv: KVCacheManager
     policy: BatchPolicy
     admission: Admission
+    structured: StructuredOutputBackend | None
+    """Compiles requests' `structured_outputs`; None when no plugin provides one."""
 
 
 async def build_parts(config: EngineConfig, given_options: Set[str], given_backend: ModelBackend | None) -> Built:
@@ -71,11 +74,12 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
         kv = _required(hook.sarathi_make_kv_cache_manager(config=config, num_blocks=num_blocks), "KV-cache manager")
         policy = _required(hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv,
                                                           registries=registries), "batch policy")
+        structured = hook.sarathi_make_structured_output_backend(config=config, tokenizer=tokenizer)
     except BaseException:
         backend.close()
         raise
     return Built(config, tokenizer, profile, plugins, backend, kv, policy,
-                 Admission(config, spec, kv, tokenizer))
+                 Admission(config, spec, kv, tokenizer), structured)
 
 
 def _apply_default_budget(config: EngineConfig, spec: KVCacheSpec, given_options: Set[str]) -> EngineConfig:

@@ -23,9 +23,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .batch import ScheduledBatch, StepOutput
+from .grammar_masks import constrain
 from .interfaces import BatchPolicy, KVCacheManager, ModelBackend
 from .live_requests import LiveRequests
 from .request import Request
+from .structured_outputs import StructuredOutputBackend
 
 
 @dataclass(eq=False, slots=True)
@@ -54,11 +56,12 @@ class StepLoop:
 
     def __init__(self, policy: BatchPolicy, kv: KVCacheManager, backend: ModelBackend, live: LiveRequests, *,
                  max_in_flight: int, step_timeout: float | None, on_step_end: Callable[[ScheduledBatch], None],
-                 on_death: Callable[[BaseException], None]) -> None:
+                 on_death: Callable[[BaseException], None], structured: StructuredOutputBackend | None = None) -> None:
         self._policy = policy
         self._kv = kv
         self._backend = backend
         self._live = live
+        self._structured = structured
         self._max_in_flight = max_in_flight
         self._step_timeout = step_timeout
         self._on_step_end = on_step_end
@@ -111,6 +114,7 @@ class StepLoop:
                     batch = self._policy.schedule()
                     if batch.is_empty:
                         break
+                    batch = constrain(batch, self._live.matcher, self._structured)
                     in_flight.append(self._submit(batch, task_group))
                 if not in_flight:
                     if self._closing:
