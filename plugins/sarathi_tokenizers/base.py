@@ -10,6 +10,7 @@ Imports only the standard library, this package and the public `sarathi_sdk` API
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sarathi_sdk import InvalidRequestError
 
@@ -60,13 +61,14 @@ class BaseTokenizer:
         return WindowDetokenizer(self.decode, prompt_token_ids)
 
     def apply_chat_template(
-        self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+        self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """The prompt string; encode it with `add_special_tokens=False`, as transformers does, since
-        a template writes the BOS token itself when the model wants one."""
+        a template writes the BOS token itself when the model wants one. `tools` reach the template."""
         if self._chat_template is None:
             raise InvalidRequestError("this model has no chat template; send a plain prompt instead")
-        return self._chat_template.render(messages, add_generation_prompt)
+        return self._chat_template.render(messages, add_generation_prompt, tools)
 
     def _apply_bos_convention(self, ids: list[int]) -> list[int]:
         """`add_bos_token` in tokenizer_config.json overrides what the vocabulary file's own

@@ -39,13 +39,18 @@ class ChatTemplate:
             raise ConfigError(f"the model's chat template does not compile: {exc}") from exc
         self._special_tokens = dict(special_tokens)
 
-    def render(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True) -> str:
-        """The prompt for `messages`; a template that rejects them (say, roles that do not alternate)
-        is the caller's error, an `InvalidRequestError`."""
+    def render(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True,
+               tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """The prompt for `messages`, with `tools` (OpenAI's function definitions) in the template's
+        context as transformers passes them (a template without tool support ignores them); a
+        template that rejects them (say, roles that do not alternate) is the caller's error, an
+        `InvalidRequestError`."""
+        context = {} if tools is None else {"tools": [dict(tool) for tool in tools]}
         try:
             return self._template.render(
                 messages=[dict(message) for message in messages],
                 add_generation_prompt=add_generation_prompt,
+                **context,
                 **self._special_tokens,
             )
         except jinja2.TemplateError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .checks import is_int
 from .config import EngineConfig
@@ -26,16 +27,22 @@ from .sampling import SamplingParams
 Prompt = str | Sequence[int]
 
 
-def check_messages(messages: object) -> list[Mapping[str, str]]:
-    """A conversation is a non-empty list of {"role": str, "content": str} mappings."""
+def check_messages(messages: object) -> list[Mapping[str, Any]]:
+    """A conversation is a non-empty list of {"role": str, "content": str} mappings; an assistant
+    message that called tools may have `tool_calls` (a list) and no content, and a tool's result is
+    {"role": "tool", "content": str, "tool_call_id": str}. Other keys pass to the template as they are."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
         raise InvalidRequestError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not all(
-            isinstance(message.get(key), str) for key in ("role", "content")
-        ):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise InvalidRequestError(f"message {i} must be a dict with string 'role' and 'content', got {message!r}")
-        check_unicode(f"message {i}", message["content"])
+        content, calls = message.get("content"), message.get("tool_calls")
+        if calls is not None and not (isinstance(calls, Sequence) and not isinstance(calls, (str, bytes))):
+            raise InvalidRequestError(f"message {i}: tool_calls must be a list, got {calls!r}")
+        if not isinstance(content, str) and not (content is None and calls):
+            raise InvalidRequestError(f"message {i} must be a dict with string 'role' and 'content', got {message!r}")
+        if content is not None:
+            check_unicode(f"message {i}", content)
         check_unicode(f"message {i} role", message["role"])
     return list(messages)
 

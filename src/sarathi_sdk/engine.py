@@ -168,13 +168,20 @@ class Engine:
         async for output in self._stream(live):
             yield output
 
-    async def chat(self, messages: Sequence[Mapping[str, str]], params: SamplingParams | None = None, *,
-                   request_id: str | None = None, priority: int = 0) -> AsyncGenerator[RequestOutput, None]:
-        """`generate()` on the conversation rendered with the model's chat template."""
+    async def chat(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams | None = None, *,
+                   request_id: str | None = None, priority: int = 0,
+                   tools: Sequence[Mapping[str, Any]] | None = None) -> AsyncGenerator[RequestOutput, None]:
+        """`generate()` on the conversation rendered with the model's chat template; `tools` (OpenAI's
+        function definitions) reach the template, as transformers passes them."""
         parts = self._check_running()
         if self._tokenizer is None:
             raise InvalidRequestError("chat needs a tokenizer with a chat template; this engine has none")
-        text = self._tokenizer.apply_chat_template(check_messages(messages), add_generation_prompt=True)
+        checked = check_messages(messages)
+        if tools is None:
+            text = self._tokenizer.apply_chat_template(checked, add_generation_prompt=True)
+        else:
+            text = self._tokenizer.apply_chat_template(checked, add_generation_prompt=True,  # type: ignore[call-arg]
+                                                       tools=list(tools))
         prompt_ids = parts.built.admission.tokenize(text, add_special_tokens=False)
         compiled = await self._compile(params)
         live = self._add_request(prompt_ids, params, request_id, priority, compiled)

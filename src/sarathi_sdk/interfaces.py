@@ -220,5 +220,7 @@ class Tokenizer(Protocol):
 
     def detokenizer(self, prompt_token_ids: Sequence[int]) -> IncrementalDetokenizer: ...
 
-    def apply_chat_template(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool = True) -> str:
+        """The conversation as one prompt. A tokenizer whose templates take tools also accepts
+        `tools=` (OpenAI's function definitions); the engine passes it only when a request has tools."""
         ...

@@ -75,11 +75,12 @@ def test_engine_admission_messages_name_the_request_field():
 
 
 @pytest.mark.parametrize("fields,param", [
-    ({"n": 2}, "n"), ({"tools": []}, "tools"), ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"n": 2}, "n"), ({"tools": [{"type": "function", "function": {"name": 3}}]}, "tools.0.function.name"),
+    ({"response_format": {"type": "xml"}}, "response_format.type"), ({"tool_choice": "always"}, "tool_choice"),
     ({"logit_bias": {"1": 2}}, "logit_bias"), ({"temperature": "0.5"}, "temperature"), ({"max_tokens": 1.0}, "max_tokens"),
-    ({"stream": "yes"}, "stream"), ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    ({"stream": "yes"}, "stream"), ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, "messages.0.content"),
-    ({"messages": [{"role": "user", "content": "x", "name": "bob"}]}, "messages.0.name"),
+    ({"functions": [{"name": "f"}]}, "functions"),
     ({"stream": True, "stream_options": {"continuous_usage_stats": True}}, "stream_options.continuous_usage_stats"),
 ])
 def test_unsupported_or_mistyped_fields_are_refused_by_name(fields, param):

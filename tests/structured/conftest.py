@@ -1,27 +1,18 @@
-"""Models for structured-output tests: a tiny random Llama with the test session's sentencepiece
-vocabulary (byte fallback, so every string has tokens), and the default model's converted folder."""
+"""Models for structured-output tests: a tiny random Llama (`tiny`), and the default model's folder."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import sentencepiece
 
 from tests.gguf.smollm2 import converted_smollm2
-from tests.models.helpers import save_tiny
-from tests.tokenizers.spm import train_sentencepiece
+from tests.structured.tiny import tiny_folder as make_tiny_folder
 
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sp_model = train_sentencepiece(tmp_path_factory.mktemp("structured-spm"))
-    vocab = sentencepiece.SentencePieceProcessor(model_file=str(sp_model)).get_piece_size()
-    folder = save_tiny(tmp_path_factory.mktemp("structured-tiny"), "LlamaForCausalLM", vocab_size=vocab,
-                       bos_token_id=1, eos_token_id=2)
-    shutil.copy(sp_model, folder / "tokenizer.model")
-    return folder
+    return make_tiny_folder(tmp_path_factory.mktemp("structured-tiny"))
 
 
 @pytest.fixture(scope="session")

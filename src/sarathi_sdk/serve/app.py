@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .. import RequestOutput
 from ..engine import Engine, EngineState
-from ..errors import InvalidRequestError
+from ..errors import ConfigError, InvalidRequestError
 from ..hookspecs import hookimpl
 from . import errors, metrics
 from .defaults import DEFAULT_CHAT_MAX_TOKENS, DEFAULT_MAX_BODY_BYTES
@@ -43,6 +43,7 @@ from .protocol import (
     field_names,
 )
 from .responses import Reply, TokenTexts
+from .tool_calls import PARSERS, ToolReply
 from .streaming import ClientDisconnected, EventStream, collect, events, next_output, until_disconnected
 
 CLIENT_CLOSED_REQUEST = 499
@@ -78,8 +79,10 @@ class ServerState:
     """What the routes share: the engine, the served model's id, the observers."""
 
     def __init__(self, engine: Engine, observer: metrics.RequestObserver, open_requests: OpenRequests,
-                 served_model_name: str | None, default_max_tokens: int) -> None:
+                 served_model_name: str | None, default_max_tokens: int, tool_call_parser: str | None = None) -> None:
         self.engine = engine
+        self.tool_call_parser = tool_call_parser
+        """Reads the model's own tool-call format for tool_choice "auto" (`tool_calls.PARSERS`); None refuses "auto"."""
         self.observer = observer
         self.open_requests = open_requests
         self.served_model_name = served_model_name
@@ -118,18 +121,22 @@ class ServerState:
 
 def create_app(model: str | None = None, *, api_key: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, served_model_name: str | None = None,
-               default_max_tokens: int = DEFAULT_CHAT_MAX_TOKENS, **engine_options: Any) -> FastAPI:
+               default_max_tokens: int = DEFAULT_CHAT_MAX_TOKENS, tool_call_parser: str | None = None,
+               **engine_options: Any) -> FastAPI:
     """The app serving `Engine(model, **engine_options)`; `model` None is the bundled default model.
 
     `served_model_name` is the id clients send as `model` (default: the model folder's or file's
     name). With `api_key`, `/v1` routes need `Authorization: Bearer <api_key>`. Bodies over
-    `max_body_bytes` are refused with 413. `engine_options` go to the Engine as they are (`backend=`
-    included); a metrics observer joins any `plugins` given.
+    `max_body_bytes` are refused with 413. `tool_call_parser` ("hermes" or "llama3_json") reads tool
+    calls out of the model's output for tool_choice "auto". `engine_options` go to the Engine as they
+    are (`backend=` included); a metrics observer joins any `plugins` given.
     """
+    if tool_call_parser is not None and tool_call_parser not in PARSERS:
+        raise ConfigError(f"tool_call_parser must be one of {', '.join(PARSERS)}, got {tool_call_parser!r}")
     observer, open_requests = metrics.RequestObserver(), OpenRequests()
     plugins = (*engine_options.pop("plugins", ()), observer, open_requests)
     engine = Engine(model, plugins=plugins, **engine_options)
-    state = ServerState(engine, observer, open_requests, served_model_name, default_max_tokens)
+    state = ServerState(engine, observer, open_requests, served_model_name, default_max_tokens, tool_call_parser)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,9 +180,13 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         state.check_model(body)
-        params = body.sampling_params(state.default_max_tokens)
+        tools = body.checked_tools(state.tool_call_parser)
+        params = body.chat_params(state.default_max_tokens, tools)
         reply = state.reply("chat", body, params.logprobs)
-        stream = engine.chat(body.template_messages(), params, request_id=reply.id)
+        if tools is not None:
+            reply.tools = ToolReply(tools, state.tool_call_parser)
+        stream = engine.chat(body.template_messages(), params, request_id=reply.id,
+                             tools=None if tools is None else list(tools.tools))
         return await _respond(request, body, reply, stream)
 
     @app.post("/v1/completions")

@@ -45,6 +45,10 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--served-model-name", help="the model id clients send (default: the model's file or folder name)")
     serve.add_argument("--default-max-tokens", type=_positive, default=DEFAULT_CHAT_MAX_TOKENS,
                        help=f"max_tokens of a chat request that gives none (default {DEFAULT_CHAT_MAX_TOKENS})")
+    serve.add_argument("--tool-call-parser", choices=("hermes", "llama3_json"),
+                       help='read tool calls out of the model\'s output for tool_choice "auto": hermes '
+                            '(<tool_call>{json}</tool_call>: Qwen2.5, Qwen3, Hermes) or llama3_json '
+                            '(Llama 3.x); without one, "auto" is refused')
     serve.add_argument("--scheduler", help="batch policy by name: sarathi (default), vllm, orca, static")
     serve.add_argument("--token-budget", type=int, help="most tokens one engine step carries")
     serve.add_argument("--max-num-seqs", type=int, help="most requests running at once")
@@ -71,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK_HOSTS and not args.api_key:
         logger.warning("serving on %s without --api-key: anyone who reaches this port can use the model", args.host)
     app = create_app(args.model, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
-                     served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens, **options)
+                     served_model_name=args.served_model_name, default_max_tokens=args.default_max_tokens,
+                     tool_call_parser=args.tool_call_parser, **options)
     main = functools.partial(serve, app, host=args.host, port=args.port, log_level=args.log_level,
                              shutdown_timeout=args.shutdown_timeout)
     anyio.run(main, backend="asyncio")  # uvicorn runs on asyncio

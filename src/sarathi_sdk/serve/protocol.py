@@ -1,8 +1,10 @@
 """Request bodies of the OpenAI API, and their mapping onto `SamplingParams`.
 
 The models are strict (no "5" for 5, no 1.0 for 1) and forbid unknown fields, so a field this server
-does not implement (`tools`, `response_format`, `logit_bias`, ...) is a 400 naming it, never silently
-dropped. Fields that exist but only in one value (`n`, `best_of`, `echo`, `suffix`) accept that value
+does not implement (`logit_bias`, `functions`, ...) is a 400 naming it, never silently dropped.
+Structured output comes as OpenAI's `response_format` (`json_object`, `json_schema`) or vLLM's
+`structured_outputs` extra field (`StructuredOutputsParams`' fields); chat also takes `tools`,
+`tool_choice` and `parallel_tool_calls` (see `tool_calls`), and tool results as `role: "tool"` messages. Fields that exist but only in one value (`n`, `best_of`, `echo`, `suffix`) accept that value
 only. vLLM's extra sampling fields are accepted: `top_k`, `min_p`, `repetition_penalty`,
 `stop_token_ids`, `ignore_eos`. `user` is accepted and unused, as in OpenAI's API.
 
@@ -14,13 +16,17 @@ Imports pydantic and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ..errors import InvalidRequestError
 from ..sampling import SamplingParams
+from ..structured_params import StructuredOutputsParams
 from .errors import APIError
+from .tool_calls import ToolChoice, tool_choice
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 """OpenAI's default for `/v1/completions`; chat's default is the server's `default_max_tokens`."""
@@ -40,14 +46,83 @@ class TextPart(Strict):
     text: str
 
 
-class ChatMessage(Strict):
-    role: Literal["system", "developer", "user", "assistant"]
-    """"developer" is OpenAI's newer name for "system", and is sent to the template as "system"."""
-    content: str | list[TextPart]
+class CalledFunction(Strict):
+    name: str
+    arguments: str
+    """JSON text, as the model wrote it."""
 
-    def as_template_message(self) -> dict[str, str]:
-        content = self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
-        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+
+class ToolCall(Strict):
+    id: str
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
+class ChatMessage(Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    """"developer" is OpenAI's newer name for "system", and is sent to the template as "system"."""
+    content: str | list[TextPart] | None = None
+    """None only for an assistant message that called tools."""
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    """A tool result's: the call it answers."""
+    name: str | None = None
+
+    def as_template_message(self) -> dict[str, Any]:
+        """The message as chat templates read it (transformers' convention): a call's arguments as a
+        dict, not JSON text, so that a template's `tojson` writes them once."""
+        content = self.content if self.content is None or isinstance(self.content, str) else "\n".join(
+            p.text for p in self.content)
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": content}
+        if self.tool_calls:
+            message["tool_calls"] = [{"id": call.id, "type": "function", "function": {
+                "name": call.function.name, "arguments": _arguments(call.function.arguments)}}
+                for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            message["name"] = self.name
+        return message
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise APIError(400, f"messages: a tool call's arguments are not JSON: {text[:80]!r}", param="messages") from None
+
+
+class JsonSchemaFormat(Strict):
+    name: str
+    description: str | None = None
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class FunctionDefinition(Strict):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(Strict):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(Strict):
+    name: str
+
+
+class NamedToolChoice(Strict):
+    type: Literal["function"]
+    function: FunctionName
 
 
 class CommonRequest(Strict):
@@ -70,6 +145,10 @@ class CommonRequest(Strict):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    response_format: ResponseFormat | None = None
+    structured_outputs: dict[str, Any] | None = None
+    """vLLM's extra field: `{"json": schema}`, `{"regex": ...}`, `{"choice": [...]}`, `{"grammar": ...}`
+    or `{"json_object": true}`."""
 
     @field_validator("n")
     @classmethod
@@ -100,16 +179,35 @@ class CommonRequest(Strict):
             "presence_penalty": self.presence_penalty,
             "frequency_penalty": self.frequency_penalty,
             "repetition_penalty": self.repetition_penalty,
+            "structured_outputs": self.constraint(),
         }
         try:
             return SamplingParams(**{name: value for name, value in values.items() if value is not None})
         except InvalidRequestError as exc:
             raise APIError(400, str(exc), param=self.param_for(str(exc))) from None
 
+    def constraint(self) -> StructuredOutputsParams | None:
+        """What the output must follow: `response_format` or `structured_outputs` (one of them)."""
+        given = [name for name in ("response_format", "structured_outputs") if getattr(self, name) is not None
+                 and not (name == "response_format" and self.response_format.type == "text")]  # type: ignore[union-attr]
+        if len(given) > 1:
+            raise APIError(400, "response_format and structured_outputs both constrain the output; give one",
+                           param="structured_outputs")
+        if not given:
+            return None
+        try:
+            if self.structured_outputs is not None:
+                return StructuredOutputsParams(**self.structured_outputs)
+            return _response_format_constraint(self.response_format)  # type: ignore[arg-type]
+        except (InvalidRequestError, TypeError) as exc:
+            raise APIError(400, str(exc), param=given[0]) from None
+
     def param_for(self, message: str) -> str | None:
         """The request field an SDK error message is about: SamplingParams and admission messages
         start with the name of what they refuse."""
         first = message.split(" ", 1)[0].rstrip(":,")
+        if first.startswith("structured_outputs"):
+            return "structured_outputs" if self.structured_outputs is not None else self.constraint_field
         if first in ("prompt", "token", "the", "message"):
             return self.prompt_field
         if first == "stop":
@@ -122,6 +220,8 @@ class CommonRequest(Strict):
 
     prompt_field: ClassVar[str] = "prompt"
     logprobs_field: ClassVar[str] = "logprobs"
+    constraint_field: ClassVar[str] = "response_format"
+    """The field a constraint that came from elsewhere than `structured_outputs` was given in."""
 
     @property
     def max_tokens_field(self) -> str:
@@ -139,6 +239,35 @@ class ChatCompletionRequest(CommonRequest):
     max_completion_tokens: int | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    _forced_tools: bool = PrivateAttr(default=False)
+
+    def checked_tools(self, parser: str | None) -> ToolChoice | None:
+        """The request's tools and tool choice, checked against the server's tool-call `parser`."""
+        tools = None if self.tools is None else [tool.model_dump(exclude_none=True) for tool in self.tools]
+        choice = self.tool_choice.model_dump() if isinstance(self.tool_choice, NamedToolChoice) else self.tool_choice
+        return tool_choice(tools, choice, self.parallel_tool_calls, parser)
+
+    def chat_params(self, default_max_tokens: int, tools: ToolChoice | None) -> SamplingParams:
+        """`sampling_params`, constrained to the tools' arguments when the tool choice forces a call."""
+        params = self.sampling_params(default_max_tokens)
+        if tools is None or not tools.forced:
+            return params
+        if params.structured_outputs is not None:
+            raise APIError(400, f"tool_choice {self.tool_choice!r} constrains the output to tool calls; it cannot "
+                           "be combined with response_format or structured_outputs", param="tool_choice")
+        try:
+            constraint = tools.constraint()
+        except InvalidRequestError as exc:
+            raise APIError(400, str(exc), param="tools") from None
+        self._forced_tools = True
+        return dataclasses.replace(params, structured_outputs=constraint)
+
+    @property
+    def constraint_field(self) -> str:  # type: ignore[override]
+        return "tools" if self._forced_tools else "response_format"
 
     prompt_field: ClassVar[str] = "messages"
     logprobs_field: ClassVar[str] = "top_logprobs"
@@ -211,7 +340,17 @@ class CompletionRequest(CommonRequest):
         return self.logprobs
 
 
+def _response_format_constraint(response_format: ResponseFormat) -> StructuredOutputsParams:
+    if response_format.type == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    schema = None if response_format.json_schema is None else response_format.json_schema.json_schema
+    if schema is None:
+        raise InvalidRequestError("response_format: json_schema needs a json_schema with a schema")
+    return StructuredOutputsParams(json=schema)
+
+
 def field_names() -> frozenset[str]:
     """Every field of every request model, for naming the field of a validation error."""
-    models = (ChatCompletionRequest, CompletionRequest, ChatMessage, TextPart, StreamOptions)
+    models = (ChatCompletionRequest, CompletionRequest, ChatMessage, TextPart, StreamOptions, ResponseFormat,
+              JsonSchemaFormat, Tool, FunctionDefinition, NamedToolChoice, ToolCall, CalledFunction)
     return frozenset(name for model in models for name in model.model_fields)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from .. import RequestOutput
 from ..batch import TokenLogprobs
 from ..interfaces import Tokenizer
+from .tool_calls import ToolReply
 
 FLOOR_LOGPROB = -9999.0
 """Stands in for -inf, which JSON cannot carry."""
@@ -65,17 +66,22 @@ class Reply:
     top_logprobs: int | None = None
     """None: no logprobs; n: the sampled token's and the top n."""
     include_usage: bool = False
+    tools: ToolReply | None = None
+    """A chat request with tools: its output read for tool calls."""
     _text_offset: int = field(default=0, init=False)
 
     def response(self, output: RequestOutput) -> dict[str, Any]:
         """The non-streaming body, from the whole result (`RequestOutput.concat` of the stream)."""
         choice: dict[str, Any] = {"index": 0}
-        if self.endpoint == "chat":
+        finish = _finish_reason(output)
+        if self.endpoint == "chat" and self.tools is not None:
+            choice["message"], finish = self.tools.message(output.text, finish)
+        elif self.endpoint == "chat":
             choice["message"] = {"role": "assistant", "content": output.text}
         else:
             choice["text"] = output.text
         choice["logprobs"] = self._logprobs(output.logprobs)
-        choice["finish_reason"] = _finish_reason(output)
+        choice["finish_reason"] = finish
         body = self._envelope("chat.completion" if self.endpoint == "chat" else "text_completion", [choice])
         body["usage"] = usage(output, generated=len(output.token_ids))
         return body
@@ -91,7 +97,17 @@ class Reply:
         chunks = []
         logprobs = self._logprobs(output.logprobs) if output.logprobs else None
         finish = _finish_reason(output) if output.finished else None
-        if self.endpoint == "chat":
+        if self.endpoint == "chat" and self.tools is not None:
+            deltas = self.tools.deltas(output.text)
+            if output.finished:
+                held, finish = self.tools.finish(finish)
+                deltas += held
+            for i, delta in enumerate(deltas):
+                chunks.append(self._chunk({"delta": delta, "logprobs": logprobs if i == 0 else None,
+                                           "finish_reason": None}))
+            if output.finished:
+                chunks.append(self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish}))
+        elif self.endpoint == "chat":
             if output.text or logprobs is not None:
                 chunks.append(self._chunk({"delta": {"content": output.text}, "logprobs": logprobs,
                                            "finish_reason": None}))
