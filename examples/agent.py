@@ -1,31 +1,39 @@
-"""A small agent loop: the model asks for a tool in a fixed format, the app runs it, the model answers.
+"""An agent loop on real tool calls: the `openai` client against `sarathi serve`.
 
-A 135M model cannot do arithmetic (asked for 123 * 45 it says 500), but it can follow a format. The
-system prompt and one worked exchange teach it to reply `CALL calculator(EXPRESSION)`; the app parses
-that line, evaluates the expression with a small safe evaluator (never `eval`), sends back
-`RESULT: VALUE` as the next message, and lets the model write the answer. Greedy decoding keeps the
-run reproducible.
+The app declares a calculator tool. A 135M model has no tool-call format of its own for "auto" to
+read, so the first turn asks with `tool_choice="required"`: the server constrains the model's output
+to a call of one of the tools, with arguments that match its schema, and returns it as
+`message.tool_calls` (finish_reason "tool_calls"). The app runs each call with a small safe evaluator
+(never `eval`), sends the results back as `role: "tool"` messages, and asks again with
+`tool_choice="none"` for the answer. Greedy decoding keeps the run reproducible.
 
-Run: python examples/agent.py ["What is 123 * 45?"] [--model PATH] [--max-steps N]
+Without `--base-url` the example serves the model itself, in a background thread on a free port
+(`sarathi_sdk.serve.create_app` under uvicorn); with it, it talks to a running `sarathi serve`.
+
+Run: python examples/agent.py ["What is 123 * 45?"] [--base-url URL] [--model PATH]
 """
 
 import argparse
 import ast
-import asyncio
+import contextlib
+import json
 import operator
-import re
+import socket
+import threading
+import time
 
-from sarathi_sdk import Engine, SamplingParams
+import openai
+import uvicorn
 
-SYSTEM = ("You have a calculator. To use it, reply with one line: CALL calculator(EXPRESSION). "
-          "The result comes back as RESULT: VALUE.")
-EXAMPLE = [
-    {"role": "user", "content": "What is 12 * 3?"},
-    {"role": "assistant", "content": "CALL calculator(12 * 3)"},
-    {"role": "user", "content": "RESULT: 36"},
-    {"role": "assistant", "content": "12 * 3 = 36."},
-]
-CALL = re.compile(r"CALL calculator\((.+)\)")
+from sarathi_sdk.serve import create_app
+
+CALCULATOR = {"type": "function", "function": {
+    "name": "calculator",
+    "description": "Evaluate an arithmetic expression with + - * / and ^",
+    "parameters": {"type": "object", "required": ["expression"], "properties": {
+        "expression": {"type": "string", "pattern": "^[0-9]{1,6} [-+*/^] [0-9]{1,6}$"}}},
+}}
+SYSTEM = "You have a calculator tool. Use it for arithmetic, then answer with the number it returns."
 
 
 def power(base: float, exponent: float) -> float:
@@ -55,27 +63,54 @@ def calculator(expression: str) -> str:
         return f"error: {exc}"
 
 
-async def main(question: str, model: str | None, max_steps: int) -> None:
-    messages = [{"role": "system", "content": SYSTEM}, *EXAMPLE, {"role": "user", "content": question}]
-    params = SamplingParams(max_tokens=32, temperature=0)
-    async with Engine(model) as engine:
-        for _ in range(max_steps):
-            reply = "".join([out.text async for out in engine.chat(messages, params)]).strip()
-            messages.append({"role": "assistant", "content": reply})
-            call = CALL.search(reply)
-            if call is None:
-                print(f"answer: {reply}")
-                return
-            result = calculator(call.group(1))
-            print(f"tool call: calculator({call.group(1)}) -> {result}")
-            messages.append({"role": "user", "content": f"RESULT: {result}"})
-        print("no answer after", max_steps, "steps")
+def run_agent(client: openai.OpenAI, model: str, question: str) -> None:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    reply = client.chat.completions.create(model=model, messages=messages, tools=[CALCULATOR],
+                                           tool_choice="required", parallel_tool_calls=False, temperature=0)
+    message = reply.choices[0].message
+    messages.append(message.model_dump(exclude_none=True))
+    for call in message.tool_calls or []:
+        expression = json.loads(call.function.arguments)["expression"]
+        result = calculator(expression)
+        print(f"tool call: calculator({expression}) -> {result}")
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    answer = client.chat.completions.create(model=model, messages=messages, tools=[CALCULATOR], tool_choice="none",
+                                            max_tokens=32, temperature=0)
+    print(f"answer: {answer.choices[0].message.content.strip()}")
+
+
+@contextlib.contextmanager
+def local_server(model: str | None):
+    """`sarathi serve` in this process: the app under uvicorn in a thread, on a port the OS picks."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(model), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()
+
+
+def main(question: str, base_url: str | None, model: str | None) -> None:
+    with contextlib.ExitStack() as stack:
+        url = base_url or stack.enter_context(local_server(model))
+        client = stack.enter_context(openai.OpenAI(base_url=url, api_key="unused", timeout=120, max_retries=0))
+        run_agent(client, client.models.list().data[0].id, question)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("question", nargs="?", default="What is 123 * 45?")
-    parser.add_argument("--model", help="checkpoint folder or .gguf file (default: the bundled SmolLM2)")
-    parser.add_argument("--max-steps", type=int, default=4)
+    parser.add_argument("--base-url", help="a running sarathi serve, e.g. http://127.0.0.1:8000/v1 (default: serve here)")
+    parser.add_argument("--model", help="checkpoint folder or .gguf file to serve (default: the bundled SmolLM2)")
     args = parser.parse_args()
-    asyncio.run(main(args.question, args.model, args.max_steps))
+    main(args.question, args.base_url, args.model)

@@ -48,13 +48,23 @@ class ChatTemplate:
         context = {} if tools is None else {"tools": [dict(tool) for tool in tools]}
         try:
             return self._template.render(
-                messages=[dict(message) for message in messages],
+                messages=[_with_text(message) for message in messages],
                 add_generation_prompt=add_generation_prompt,
                 **context,
                 **self._special_tokens,
             )
-        except jinja2.TemplateError as exc:
+        except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
             raise InvalidRequestError(f"the model's chat template rejected the messages: {exc}") from exc
+
+
+def _with_text(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The message with "" for a content of None (an assistant turn that only called tools): templates
+    that know tool calls test `message.content` for truth, the same for both, and those that do not
+    (SmolLM2's writes `'...' + message['content']`) can still render the turn."""
+    message = dict(message)
+    if message.get("content") is None:
+        message["content"] = ""
+    return message
 
 
 def _raise_exception(message: str) -> None:
