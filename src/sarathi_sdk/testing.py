@@ -4,7 +4,9 @@ It honours the batch contract exactly. It keeps a real paged "KV cache" of token
 decode writes its tokens into the slots its block table names, and reads its whole context back
 through the block table before choosing a token. The chosen token is a hash of that context, so a
 wrong block table, a block shared by two live requests or a chunk out of order changes the output or
-raises, instead of passing silently. Same context, same token: whatever the batch composition.
+raises, instead of passing silently. Same context, same token: whatever the batch composition. A row
+with a grammar mask (`allowed_tokens`) gets the first allowed token at or after the hash, as a sampler
+that honours the mask would.
 
 Imports only the standard library and the contract modules.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 from .batch import ScheduledBatch, StepOutput
 from .config import EngineConfig
@@ -69,10 +72,11 @@ class FakeBackend:
             self._write(chunk.block_table, chunk.start_pos, chunk.token_ids)
             if chunk.is_last_chunk:
                 end = chunk.start_pos + len(chunk.token_ids)
-                sampled[chunk.request_id] = self._next_token(chunk.block_table, end)
+                sampled[chunk.request_id] = self._allowed(self._next_token(chunk.block_table, end), chunk.allowed_tokens)
         for slot in batch.decodes:
             self._write(slot.block_table, slot.position, (slot.token_id,))
-            sampled[slot.request_id] = self._next_token(slot.block_table, slot.position + 1)
+            sampled[slot.request_id] = self._allowed(self._next_token(slot.block_table, slot.position + 1),
+                                                     slot.allowed_tokens)
         return StepOutput(step_id=batch.step_id, sampled=sampled)
 
     def close(self) -> None:
@@ -82,6 +86,17 @@ class FakeBackend:
         for offset, token_id in enumerate(token_ids):
             block, slot = divmod(start + offset, self._block_size)
             self._cache[block_table[block]][slot] = token_id
+
+    def _allowed(self, token: int, mask: Any) -> int:
+        """`token`, or with a mask (int32 words, bit j of word w for token 32 w + j) the first allowed
+        token from it on, wrapping around."""
+        if mask is None:
+            return token
+        for candidate in (*range(token, self.vocab_size), *range(token)):
+            word, bit = divmod(candidate, 32)
+            if word < len(mask) and (int(mask[word]) >> bit) & 1:
+                return candidate
+        raise FakeBackendError("the grammar mask allows no token")
 
     def _next_token(self, block_table: tuple[int, ...], length: int) -> int:
         context: list[int | None] = []
