@@ -92,7 +92,8 @@ class FakeBackend:
         token from it on, wrapping around."""
         if mask is None:
             return token
-        for candidate in (*range(token, self.vocab_size), *range(token)):
+        for offset in range(self.vocab_size):
+            candidate = (token + offset) % self.vocab_size
             word, bit = divmod(candidate, 32)
             if word < len(mask) and (int(mask[word]) >> bit) & 1:
                 return candidate
