@@ -161,3 +161,11 @@ def test_plugin_package_installs_and_its_scheduler_is_selected_by_name(plugin_pa
         "entry-point plugins: ['shortest_first']",
         "first tokens: short < medium < long",
     ]
+
+
+@pytest.mark.timeout(180)
+def test_structured_output_example_validates_a_city(run_example):
+    text, obj, sentence = run_example("structured_output.py").splitlines()
+    assert text.startswith('text: {"name": "Paris", "country": ') and text.endswith("}  [stop]")
+    assert obj.startswith("object: City(name='Paris', country=")
+    assert sentence.startswith("Paris is in ") and sentence.endswith(" inhabitants.")

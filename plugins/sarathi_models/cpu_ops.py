@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / name for name in ("bindings.cpp", "cpu_ops.cpp", "quant_matmul.cpp", "decode_stack.cpp",
                                     "argmax.cpp", "prefill_attention.cpp", "dequantize.cpp",
-                                    "quant_gemm.cpp")]
+                                    "quant_gemm.cpp", "token_bitmask.cpp")]
 DISABLE_ENV = "SARATHI_CPU_KERNELS"
 # Every level must compute the same bits (`cpu_isa`), so the sums are written in one order and the
 # compiler may not reorder them: -ffast-math without associative math. -fno-finite-math-only keeps NaN

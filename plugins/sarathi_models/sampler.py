@@ -73,18 +73,24 @@ class Sampler:
 def apply_allowed_tokens(logits: torch.Tensor, rows: Sequence[PrefillChunk | DecodeSlot]) -> torch.Tensor:
     """logits [S, V] with -inf for every token a row's grammar bitmask (`allowed_tokens`: int32 words,
     bit j of word w for token 32 w + j) does not allow; tokens past the mask's words are not allowed.
-    Rows without a mask, and logits without any, are returned as they are."""
+    Rows without a mask, and logits without any, are returned as they are. On the CPU kernels'
+    `mask_disallowed_` where they built (tens of microseconds for 16 rows of 49,152 tokens, where
+    unpacking bits and a masked fill in torch took milliseconds), else in torch."""
     masked = [i for i, row in enumerate(rows) if row.allowed_tokens is not None]
     if not masked:
         return logits
-    words = torch.as_tensor(np.stack([np.asarray(rows[i].allowed_tokens, dtype=np.int32) for i in masked]))  # [M, W]
+    words = torch.from_numpy(np.stack([np.asarray(rows[i].allowed_tokens, dtype=np.int32) for i in masked]))  # [M, W]
+    out = logits.clone()  # [S, V]: the raw logits stay for logprobs
+    fused = kernels()
+    if fused is not None and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous():
+        fused.mask_disallowed_(out, torch.tensor(masked, dtype=torch.int64), words)
+        return out
     bits = torch.arange(32, dtype=torch.int32)  # [32]
-    allowed = ((words[:, :, None] >> bits) & 1).bool().reshape(len(masked), -1).to(logits.device)  # [M, 32 W]
-    vocab = logits.shape[1]
+    allowed = ((words[:, :, None] >> bits) & 1).bool().reshape(len(masked), -1).to(out.device)  # [M, 32 W]
+    vocab = out.shape[1]
     allowed = allowed[:, :vocab] if allowed.shape[1] >= vocab else torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]))
-    index = torch.tensor(masked, device=logits.device)  # [M]
-    out = logits.clone()
-    out[index] = logits[index].masked_fill(~allowed, float("-inf"))
+    index = torch.tensor(masked, device=out.device)  # [M]
+    out[index] = out[index].masked_fill(~allowed, float("-inf"))
     return out
 
 

@@ -22,7 +22,7 @@ def test_the_benchmark_reports_every_section(tmp_path, capsys):
             "--decode-tokens", "8", "--json", str(out)]
     assert main(argv) == 0
     record = json.loads(out.read_text())
-    assert set(record) == {"machine", "config", "validity", "throughput", "compile"}
+    assert set(record) == {"machine", "config", "validity", "throughput", "compile", "load_average", "table"}
     assert record["config"]["schemas"] == [CASES[0].name, CASES[1].name]
 
     for row in record["validity"]:
@@ -44,6 +44,7 @@ def test_the_benchmark_reports_every_section(tmp_path, capsys):
     assert set(compiled["counters"]) == {"compiles", "cache_hits"}
 
     printed = capsys.readouterr().out
+    assert printed == record["table"] + "\n"
     assert printed.startswith("| schema | requests | stop | length | stop and valid | mean tokens |")
     assert "| batch | unconstrained tok/s | constrained tok/s | ratio |" in printed
     assert printed.rstrip().splitlines()[-1].startswith("backend counters: compiles ")

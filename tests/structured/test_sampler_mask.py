@@ -4,12 +4,21 @@ penalties after the mask; rows without a mask sample exactly as before; logprobs
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from sarathi_models.sampler import Sampler, apply_allowed_tokens
 from sarathi_sdk import DecodeSlot, SamplingParams, TokenHistory
 
 VOCAB = 70  # not a multiple of 32: the mask's last word covers tokens past the vocabulary
+
+
+@pytest.fixture(autouse=True, params=["kernels", "torch"])
+def mask_path(request, monkeypatch):
+    """Each test on the CPU kernels' `mask_disallowed_` and on the torch fallback."""
+    if request.param == "torch":
+        monkeypatch.setattr("sarathi_models.sampler.kernels", lambda: None)
+    return request.param
 
 
 def mask_of(tokens, words: int = 3) -> np.ndarray:

@@ -178,3 +178,13 @@ async def test_without_a_structured_output_backend_the_request_is_refused(tiny_f
         async with engine(tiny_folder, block_plugins=["sarathi_structured"]) as e:
             with pytest.raises(InvalidRequestError, match="structured-output backend"):
                 await e.complete(PROMPT, SamplingParams(structured_outputs=CONSTRAINTS["regex"][0]))
+
+
+async def test_requests_arriving_together_with_a_new_schema_compile_it_once(tiny_folder):
+    recorder = Recorder()
+    params = SamplingParams(max_tokens=2, structured_outputs=StructuredOutputsParams(json={
+        "type": "object", "properties": {"k": {"type": "integer"}}}))
+    async with asyncio.timeout(TIMEOUT):
+        async with engine(tiny_folder, recorder, token_budget=64) as e:
+            await asyncio.gather(*(e.complete(PROMPT, params) for _ in range(12)))
+    assert (recorder.backend.compiles, recorder.backend.cache_hits) == (1, 11)

@@ -16,17 +16,20 @@ does compiling one cost. One engine, one process, three measurements:
   the steps that decode the whole batch and prefill nothing. That interval holds the step's grammar
   masks (filled on the event loop) and their use in the sampler, and none of the prefill or of the
   tail after a constrained request finished. Tokens per second = batch / median step time; turns
-  alternate the two (the order swapped every turn, so drift falls on both). Goal: ratio >= 0.9.
-- compiling: each schema's first request alone (the time inside the backend's `compile`, and the
-  time to the first output of that request and of a repeat, which the compile cache should serve),
-  the first constraint of the engine apart (it also builds the tokenizer's vocabulary for the
-  grammar compiler); then `--requests` concurrent first requests of one new schema and the compiles
-  they cost (1 when the backend compiles a constraint once however many ask at once); the backend's
-  `compiles` and `cache_hits` counters at the end.
+  alternate the two (the order swapped every turn, so drift falls on both), after one turn of each
+  that is not counted; each turn's median is in the record, to show the spread. Goal: ratio >= 0.9.
+- compiling: each schema's first request alone: the time inside the backend's `compile`, and the
+  time to the first output of that request and of a repeat, which the compile cache should serve
+  (an unconstrained request's is the floor). The engine's first constraint is apart: the bundled
+  backend also imports xgrammar then and reads the tokenizer's vocabulary into it. Then `--requests`
+  concurrent first requests of one new schema, and the compiles they cost (1 when the backend
+  compiles a constraint once however many ask at once); the backend's `compiles` and `cache_hits`
+  at the end.
 
-`--json PATH` writes the record (machine, config, the three sections). Imports the standard library,
-anyio, the public `sarathi_sdk` API and the benchmark's own modules; jsonschema (a test dependency)
-when validating.
+`--json PATH` writes the record: machine, config, the three sections, the printed tables and the
+load average before and after (another process on a small machine moves step times; this says
+whether the run was quiet). Imports the standard library, anyio, the public `sarathi_sdk` API and the benchmark's own
+modules; jsonschema (a test dependency) when validating.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,8 +51,8 @@ from .. import (
     Engine,
     EngineStats,
     GrammarMatcher,
-    ScheduledBatch,
     SamplingParams,
+    ScheduledBatch,
     StructuredOutputBackend,
     StructuredOutputsParams,
     hookimpl,
@@ -129,8 +133,8 @@ CASES = (
         "type": "object",
         "properties": {
             "theme": {"enum": ["light", "dark"]}, "font_size": {"type": "integer", "minimum": 8, "maximum": 32},
-            "notifications": {"type": "object", "properties": {"email": {"type": "boolean"}, "sms": {"type": "boolean"}},
-                              "required": ["email", "sms"]},
+            "notifications": {"type": "object", "required": ["email", "sms"],
+                              "properties": {"email": {"type": "boolean"}, "sms": {"type": "boolean"}}},
             "version": _string(r"^[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}$"), "beta": {"type": "boolean"}},
         "required": ["theme", "font_size", "notifications", "version"]}),
     Case("todo", "Write a to-do list as JSON: its owner and two to four tasks, each done or not, with a priority.", {
@@ -218,6 +222,8 @@ class Probe:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """One chat request's whole output, as a client saw it."""
+
     text: str
     finish_reason: str
     tokens: int
@@ -226,6 +232,7 @@ class Reply:
 
 
 async def chat(engine: Engine, prompt: str, params: SamplingParams) -> Reply:
+    """One user message through `engine.chat` (the chat template, as an app asks), read to the end."""
     started = time.perf_counter()
     first, texts, tokens, reason = 0.0, [], 0, ""
     async for out in engine.chat([{"role": "user", "content": prompt}], params):
@@ -238,6 +245,7 @@ async def chat(engine: Engine, prompt: str, params: SamplingParams) -> Reply:
 
 
 def constraint(schema: Mapping[str, Any]) -> StructuredOutputsParams:
+    """A fresh `StructuredOutputsParams` per request, as separate clients would send the same schema."""
     return StructuredOutputsParams(json=dict(schema))
 
 
@@ -255,15 +263,16 @@ def validity_error(text: str, schema: Mapping[str, Any]) -> str | None:
 async def validity(engine: Engine, cases: Sequence[Case], requests: int, max_tokens: int) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
-        params = [SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=seed, structured_outputs=constraint(case.schema))
-                  for seed in range(requests)]
+        params = [SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=seed,
+                                 structured_outputs=constraint(case.schema)) for seed in range(requests)]
         replies = await gather(*(chat(engine, case.prompt, p) for p in params))
         stopped = [r for r in replies if r.finish_reason == "stop"]
         invalid = [{"text": r.text, "error": error} for r in stopped if (error := validity_error(r.text, case.schema))]
         rows.append({"schema": case.name, "requests": requests, "stop": len(stopped),
                      "length": sum(r.finish_reason == "length" for r in replies), "valid": len(stopped) - len(invalid),
                      "mean_tokens": statistics.fmean(r.tokens for r in replies), "invalid": invalid,
-                     "example": (stopped or replies)[0].text})
+                     "example": (stopped or replies)[0].text,
+                     "length_example": next((r.text for r in replies if r.finish_reason == "length"), None)})
     return rows
 
 
@@ -280,42 +289,47 @@ async def throughput(engine: Engine, probe: Probe, batches: Sequence[int], turns
     for batch in batches:
         modes = {
             "unconstrained": SamplingParams(max_tokens=decode_tokens, temperature=0, ignore_eos=True),
-            "constrained": SamplingParams(max_tokens=decode_tokens, temperature=0, structured_outputs=constraint(RECIPE)),
+            "constrained": SamplingParams(max_tokens=decode_tokens, temperature=0,
+                                          structured_outputs=constraint(RECIPE)),
         }
         steps: dict[str, list[float]] = {mode: [] for mode in modes}
+        turn_medians: dict[str, list[float]] = {mode: [] for mode in modes}
         tokens: dict[str, list[int]] = {mode: [] for mode in modes}
-        for turn in range(turns):
+        for turn in range(-1, turns):  # turn -1 warms this batch size's shapes and is not counted
             for mode in (list(modes) if turn % 2 == 0 else list(modes)[::-1]):
                 probe.steps.clear()
                 replies = await gather(*(chat(engine, recipe_prompt(i), modes[mode]) for i in range(batch)))
-                steps[mode] += full_batch_steps(probe.steps, batch)
-                tokens[mode] += [r.tokens for r in replies]
+                if turn >= 0:
+                    measured = full_batch_steps(probe.steps, batch)
+                    steps[mode] += measured
+                    turn_medians[mode].append(statistics.median(measured) * 1e3)
+                    tokens[mode] += [r.tokens for r in replies]
         row: dict[str, Any] = {"batch": batch}
         for mode in modes:
             step = statistics.median(steps[mode])
             row[mode] = {"step_ms": step * 1e3, "tokens_per_s": batch / step, "steps_measured": len(steps[mode]),
-                         "mean_tokens": statistics.fmean(tokens[mode])}
+                         "turn_step_ms": turn_medians[mode], "mean_tokens": statistics.fmean(tokens[mode])}
         row["ratio"] = row["constrained"]["tokens_per_s"] / row["unconstrained"]["tokens_per_s"]
         rows.append(row)
     return rows
 
 
 async def compiling(engine: Engine, probe: Probe, cases: Sequence[Case], concurrent: int) -> dict[str, Any]:
-    one_token = SamplingParams(max_tokens=1, temperature=0)
-
     async def first_and_repeat(params: StructuredOutputsParams) -> dict[str, Any]:
-        before = dict(probe.counters())
+        before = probe.counters()
         constrained = SamplingParams(max_tokens=1, temperature=0, structured_outputs=params)
         first = await chat(engine, "Hello", constrained)
         compile_s = probe.compile_seconds[-1]
-        middle = dict(probe.counters())
+        middle = probe.counters()
         repeat = await chat(engine, "Hello", constrained)
-        after = dict(probe.counters())
+        after = probe.counters()
         return {"compile_ms": compile_s * 1e3, "first_output_ms": first.first_output_s * 1e3,
                 "repeat_output_ms": repeat.first_output_s * 1e3,
                 "compiled_first": middle.get("compiles", 0) - before.get("compiles", 0),
                 "hit_on_repeat": after.get("cache_hits", 0) - middle.get("cache_hits", 0)}
 
+    one_token = SamplingParams(max_tokens=1, temperature=0)
+    await chat(engine, "Hello", one_token)  # the engine's first request warms what every later one finds warm
     unconstrained = await chat(engine, "Hello", one_token)
     setup = await first_and_repeat(StructuredOutputsParams(json_object=True))
     schemas = [{"schema": case.name, **await first_and_repeat(constraint(case.schema))} for case in cases]
@@ -329,6 +343,7 @@ async def compiling(engine: Engine, probe: Probe, cases: Sequence[Case], concurr
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
     probe, model = Probe(), BackendProbe()
     cases = CASES[: args.schemas]
     async with Engine(args.model, plugins=[probe, model]) as engine:
@@ -340,35 +355,38 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                   "max_tokens": args.max_tokens, "batches": list(args.batches), "turns": args.turns,
                   "decode_tokens": args.decode_tokens, "token_budget": engine.config.token_budget}
     return {"machine": describe(kernel_variant=kernel_variant_of(model.backend)), "config": config,
-            "validity": validity_rows, "throughput": throughput_rows, "compile": compile_record}
+            "validity": validity_rows, "throughput": throughput_rows, "compile": compile_record,
+            "load_average": {"before": load_before, "after": os.getloadavg()}}
 
 
-def report(record: Mapping[str, Any]) -> None:
-    print("| schema | requests | stop | length | stop and valid | mean tokens |")
-    print("|---|---|---|---|---|---|")
+def report(record: Mapping[str, Any]) -> str:
+    """The tables a run prints, which its record also keeps."""
+    lines = ["| schema | requests | stop | length | stop and valid | mean tokens |", "|---|---|---|---|---|---|"]
     for row in record["validity"]:
-        print(f"| {row['schema']} | {row['requests']} | {row['stop']} | {row['length']} | {row['valid']} / {row['stop']} "
-              f"| {row['mean_tokens']:.0f} |")
+        lines.append(f"| {row['schema']} | {row['requests']} | {row['stop']} | {row['length']} | "
+                     f"{row['valid']} / {row['stop']} | {row['mean_tokens']:.0f} |")
     for row in record["validity"]:
-        for bad in row["invalid"]:
-            print(f"INVALID {row['schema']}: {bad['error']}\n  {bad['text']!r}")
-    print("\n| batch | unconstrained tok/s | constrained tok/s | ratio | step ms (unc. / con.) | full steps (unc. / con.) |")
-    print("|---|---|---|---|---|---|")
+        lines += [f"INVALID {row['schema']}: {bad['error']}\n  {bad['text']!r}" for bad in row["invalid"]]
+    lines += ["", "| batch | unconstrained tok/s | constrained tok/s | ratio | step ms (unc. / con.) "
+              "| full steps (unc. / con.) |", "|---|---|---|---|---|---|"]
     for row in record["throughput"]:
         free, held = row["unconstrained"], row["constrained"]
-        print(f"| {row['batch']} | {free['tokens_per_s']:.1f} | {held['tokens_per_s']:.1f} | {row['ratio']:.3f}x | "
-              f"{free['step_ms']:.2f} / {held['step_ms']:.2f} | {free['steps_measured']} / {held['steps_measured']} |")
+        lines.append(f"| {row['batch']} | {free['tokens_per_s']:.1f} | {held['tokens_per_s']:.1f} | "
+                     f"{row['ratio']:.3f}x | {free['step_ms']:.2f} / {held['step_ms']:.2f} | "
+                     f"{free['steps_measured']} / {held['steps_measured']} |")
     comp = record["compile"]
-    print("\n| schema | compile ms | first output ms | repeat output ms | compiled on first | cache hit on repeat |")
-    print("|---|---|---|---|---|---|")
+    lines += ["", "| schema | compile ms | first output ms | repeat output ms | compiled on first "
+              "| cache hit on repeat |", "|---|---|---|---|---|---|"]
     for name, row in [("json_object (engine's first)", comp["first_constraint"]),
                       *((r["schema"], r) for r in comp["schemas"])]:
-        print(f"| {name} | {row['compile_ms']:.1f} | {row['first_output_ms']:.1f} | {row['repeat_output_ms']:.1f} | "
-              f"{row['compiled_first']} | {row['hit_on_repeat']} |")
-    print(f"\nunconstrained first output: {comp['unconstrained_first_output_ms']:.1f} ms")
-    concurrent = comp["concurrent_first"]
-    print(f"{concurrent['requests']} concurrent first requests of a new schema: {concurrent['compiles']} compiles")
-    print("backend counters: " + ", ".join(f"{k} {v}" for k, v in comp["counters"].items()))
+        lines.append(f"| {name} | {row['compile_ms']:.1f} | {row['first_output_ms']:.1f} | "
+                     f"{row['repeat_output_ms']:.1f} | {row['compiled_first']} | {row['hit_on_repeat']} |")
+    concurrent, load = comp["concurrent_first"], record["load_average"]
+    lines += ["", f"unconstrained first output: {comp['unconstrained_first_output_ms']:.1f} ms",
+              f"{concurrent['requests']} concurrent first requests of a new schema: {concurrent['compiles']} compiles",
+              f"load average (1 min) before / after: {load['before'][0]:.2f} / {load['after'][0]:.2f}",
+              "backend counters: " + ", ".join(f"{k} {v}" for k, v in comp["counters"].items())]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the record here")
     args = parser.parse_args(argv)
     record = anyio.run(measure, args)
-    report(record)
+    record["table"] = report(record)
+    print(record["table"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
