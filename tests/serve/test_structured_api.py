@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import openai
@@ -78,6 +79,17 @@ def test_structured_outputs_extra_field_streamed(server, client):
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_completions_take_response_format_and_structured_outputs(server, client):
+    people = '{"name": "Alice", "age": 30}\n{"name": "Bob", "age": 25}\n'
+    reply = client.completions.create(model=server.model_id, prompt=people,
+                                      max_tokens=64, temperature=0,
+                                      extra_body={"response_format": {"type": "json_object"}})  # not in the client's signature
+    assert reply.choices[0].finish_reason == "stop" and isinstance(json.loads(reply.choices[0].text), dict)
+    reply = client.completions.create(model=server.model_id, prompt="A year:", max_tokens=8, temperature=1.0, seed=3,
+                                      extra_body={"structured_outputs": {"regex": "(19|20)[0-9]{2}"}})
+    assert re.fullmatch("(19|20)[0-9]{2}", reply.choices[0].text)
+
+
 def test_a_bad_constraint_is_a_400_naming_the_field(server, client):
     with pytest.raises(openai.BadRequestError) as refused:
         chat(client, server, extra_body={"structured_outputs": {"regex": "a(b"}})
@@ -119,6 +131,18 @@ def test_auto_reads_the_models_hermes_calls(server, client, stream):
     calls, finish = collect(reply, stream)
     assert finish == "tool_calls" and [c["name"] for c in calls] == ["get_weather"]
     assert json.loads(calls[0]["arguments"])["unit"] == "celsius"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_auto_reads_llama3_json_calls(smollm2_folder, stream):
+    call = r'\{"name": "get_time", "parameters": \{"zone": "(UTC|CET)"\}\}'
+    with running(create_app(str(smollm2_folder), tool_call_parser="llama3_json", **SMALL_ENGINE)) as server:
+        with openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", timeout=120, max_retries=0) as client:
+            reply = chat(client, server, tools=[WEATHER, TIME], stream=stream,
+                         extra_body={"structured_outputs": {"regex": call}})
+            calls, finish = collect(reply, stream)
+    assert finish == "tool_calls" and [c["name"] for c in calls] == ["get_time"]
+    assert json.loads(calls[0]["arguments"])["zone"] in ("UTC", "CET")
 
 
 def collect(reply, stream: bool) -> tuple[list[dict], str]:

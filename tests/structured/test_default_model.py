@@ -40,11 +40,14 @@ async def test_the_default_model_answers_in_each_form(smollm2_folder):
                 run(engine, "Give me a JSON object with your name.", 0, None, json_object=True),
                 run(engine, "Write a date.", 1.0, 5, regex=r"20[0-9]{2}-[01][0-9]-[0-3][0-9]"),
                 run(engine, "What is the capital of France?", 0, None),
+                run(engine, "Add two numbers.", 1.0, 9, grammar='root ::= num " + " num " = " num\nnum ::= [1-9] [0-9]?'),
             )
-    (paris, reason), (rome, rome_reason), (answer, _), (anything, anything_reason), (date, date_reason), (free, _) = results
+    (paris, reason), (rome, rome_reason), (answer, _), (anything, anything_reason), (date, date_reason), (free, _), \
+        (sum_text, sum_reason) = results
     assert reason == "stop" and City.model_validate_json(paris).name
     assert rome_reason == "length" or City.model_validate_json(rome)
     assert answer in ("yes", "no")
     assert anything_reason == "stop" and isinstance(json.loads(anything), dict)
     assert date_reason == "stop" and re.fullmatch(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]", date)
     assert free == "The capital of France is Paris."
+    assert sum_reason == "stop" and re.fullmatch(r"[1-9][0-9]? \+ [1-9][0-9]? = [1-9][0-9]?", sum_text)
