@@ -164,6 +164,11 @@ def test_plugin_package_installs_and_its_scheduler_is_selected_by_name(plugin_pa
 
 
 @pytest.mark.timeout(180)
+def test_llguidance_example_serves_the_same_contract(run_example):
+    pet, choice = run_example("llguidance_backend.py").splitlines()[-2:]
+    assert pet.startswith("llguidance: Pet(name=") and choice in ('choice: "yes"', 'choice: "no"')
+
+
 def test_structured_output_example_validates_a_city(run_example):
     text, obj, sentence = run_example("structured_output.py").splitlines()
     assert text.startswith('text: {"name": "Paris", "country": ') and text.endswith("}  [stop]")
