@@ -50,6 +50,8 @@ class Sampler:
         params = [row.sampling_params for row in rows]
         device = logits.device
         raw = logits
+        if any(p.logprobs is not None for p in params) and any(row.allowed_tokens is not None for row in rows):
+            logits = logits.clone()  # [S, V]: logprobs are of the raw logits, the mask goes on a copy
         logits = apply_penalties(apply_allowed_tokens(logits, rows), rows)
         tokens = greedy_tokens(logits)  # [S]
         sampled = [i for i, p in enumerate(params) if not p.is_greedy]
@@ -71,27 +73,27 @@ class Sampler:
 
 
 def apply_allowed_tokens(logits: torch.Tensor, rows: Sequence[PrefillChunk | DecodeSlot]) -> torch.Tensor:
-    """logits [S, V] with -inf for every token a row's grammar bitmask (`allowed_tokens`: int32 words,
-    bit j of word w for token 32 w + j) does not allow; tokens past the mask's words are not allowed.
-    Rows without a mask, and logits without any, are returned as they are. On the CPU kernels'
-    `mask_disallowed_` where they built (tens of microseconds for 16 rows of 49,152 tokens, where
-    unpacking bits and a masked fill in torch took milliseconds), else in torch."""
+    """logits [S, V], in place: -inf for every token a row's grammar bitmask (`allowed_tokens`: int32
+    words, bit j of word w for token 32 w + j) does not allow; tokens past the mask's words are not
+    allowed; rows without a mask are left as they are. On the CPU kernels' `mask_disallowed_` where
+    they built (0.26 ms for 16 rows of 49,152 tokens in a decode step, where unpacking the bits and a
+    masked fill in torch took 2.5-4.4 ms), else in torch."""
     masked = [i for i, row in enumerate(rows) if row.allowed_tokens is not None]
     if not masked:
         return logits
-    words = torch.from_numpy(np.stack([np.asarray(rows[i].allowed_tokens, dtype=np.int32) for i in masked]))  # [M, W]
-    out = logits.clone()  # [S, V]: the raw logits stay for logprobs
+    words = [torch.from_numpy(np.asarray(rows[i].allowed_tokens, dtype=np.int32)) for i in masked]  # [W] each
     fused = kernels()
-    if fused is not None and out.device.type == "cpu" and out.dtype == torch.float32 and out.is_contiguous():
-        fused.mask_disallowed_(out, torch.tensor(masked, dtype=torch.int64), words)
-        return out
+    if fused is not None and logits.device.type == "cpu" and logits.dtype == torch.float32 and logits.is_contiguous():
+        fused.mask_disallowed_(logits, masked, words)
+        return logits
+    stacked = torch.stack(words)  # [M, W]
     bits = torch.arange(32, dtype=torch.int32)  # [32]
-    allowed = ((words[:, :, None] >> bits) & 1).bool().reshape(len(masked), -1).to(out.device)  # [M, 32 W]
-    vocab = out.shape[1]
+    allowed = ((stacked[:, :, None] >> bits) & 1).bool().reshape(len(masked), -1).to(logits.device)  # [M, 32 W]
+    vocab = logits.shape[1]
     allowed = allowed[:, :vocab] if allowed.shape[1] >= vocab else torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]))
-    index = torch.tensor(masked, device=out.device)  # [M]
-    out[index] = out[index].masked_fill(~allowed, float("-inf"))
-    return out
+    index = torch.tensor(masked, device=logits.device)  # [M]
+    logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
+    return logits
 
 
 def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:

@@ -33,14 +33,15 @@ def test_mask_disallowed_matches_the_bits(fused, vocab, width, density):
     if density == "sparse":
         words[:, 0] = 0b1010_0000_0000_0001
     out = logits.clone()
-    fused.mask_disallowed_(out, torch.tensor(rows), torch.from_numpy(words))
+    fused.mask_disallowed_(out, rows, [torch.from_numpy(row) for row in words])
     assert torch.equal(out, expected(logits, rows, words))
     assert torch.equal(out[[0, 3]], logits[[0, 3]])
 
 
 def test_mask_disallowed_refuses_what_it_cannot_read(fused):
     with pytest.raises(RuntimeError, match="rows must index"):
-        fused.mask_disallowed_(torch.zeros(2, 64), torch.tensor([2]), torch.zeros(1, 2, dtype=torch.int32))
+        fused.mask_disallowed_(torch.zeros(2, 64), [2], [torch.zeros(2, dtype=torch.int32)])
     with pytest.raises(RuntimeError, match="float32"):
-        fused.mask_disallowed_(torch.zeros(2, 64, dtype=torch.bfloat16), torch.tensor([0]),
-                               torch.zeros(1, 2, dtype=torch.int32))
+        fused.mask_disallowed_(torch.zeros(2, 64, dtype=torch.bfloat16), [0], [torch.zeros(2, dtype=torch.int32)])
+    with pytest.raises(RuntimeError, match="int32"):
+        fused.mask_disallowed_(torch.zeros(2, 64), [0], [torch.zeros(2, dtype=torch.int64)])

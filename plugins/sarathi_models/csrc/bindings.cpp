@@ -15,7 +15,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("run", &DecodeStack::run, "every layer for a decode step: x [T, H] -> [T, H]");
   m.def("argmax_rows", &argmax_rows, "each row's argmax of float32 logits [S, V], as torch.argmax(dim=-1)");
   m.def("mask_disallowed_", &mask_disallowed_,
-        "in place, -inf for the tokens of logits [S, V] that rows' grammar bitmask words [M, W] do not allow");
+        "in place, -inf for the tokens of logits rows[m] that grammar bitmask words[m] [W] do not allow");
   m.def("quant_matmul", &quant_matmul, "x [M, K] @ w.T for a tiled 4- or 8-bit weight w [N, K] (quant_matmul.cpp)",
         pybind11::arg("x"), pybind11::arg("codes"), pybind11::arg("scales"), pybind11::arg("n"),
         pybind11::arg("float_out") = false);

@@ -59,9 +59,9 @@ bool quant_gemm_supported();
 // Each row's argmax, as torch.argmax(logits, dim=-1): logits [S, V] float32 -> [S] int64.
 at::Tensor argmax_rows(const at::Tensor& logits);
 
-// In place, -inf for every token of logits [S, V] float32 that row rows[m] (int64 [M]) of a grammar's
-// bitmask words [M, W] (int32; bit j of word w: token 32 w + j) does not allow (token_bitmask.cpp).
-void mask_disallowed_(at::Tensor logits, const at::Tensor& rows, const at::Tensor& words);
+// In place, -inf for every token of row rows[m] of logits [S, V] float32 that the grammar bitmask
+// words[m] (int32 [W]; bit j of word w: token 32 w + j) does not allow (token_bitmask.cpp).
+void mask_disallowed_(at::Tensor logits, const std::vector<int64_t>& rows, const std::vector<at::Tensor>& words);
 
 // Every decoder layer of a Llama-family model for one decode step of few rows (decode_stack.cpp).
 class DecodeStack {
