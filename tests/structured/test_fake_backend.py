@@ -5,42 +5,16 @@ and neither an engine's death nor its close leaves a matcher behind."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import re
-import weakref
 
 import pytest
 
-from sarathi_sdk import Engine, EngineDeadError, SamplingParams, StructuredOutputsParams, hookimpl
+from sarathi_sdk import Engine, EngineDeadError, SamplingParams, StructuredOutputsParams
 from sarathi_sdk.testing import FakeBackend
-from sarathi_structured.xgrammar_backend import XGrammarBackend
+from tests.structured.recorder import Recorder
 
 VOCAB = [b""] + [bytes([i]) for i in range(1, 256)]
 """Token 0 ends a sequence; token i is byte i."""
-
-
-class ByteGrammars:
-    """A structured-output backend over `VOCAB` (FakeBackend has no tokenizer), keeping weak
-    references to its matchers."""
-
-    def __init__(self) -> None:
-        self.matchers: list[weakref.ref] = []
-
-    @hookimpl
-    def sarathi_make_structured_output_backend(self, config, tokenizer):
-        recorder = self
-
-        class Recording(XGrammarBackend):
-            def matcher(self, compiled):
-                made = super().matcher(compiled)
-                recorder.matchers.append(weakref.ref(made))
-                return made
-
-        return Recording(lambda: VOCAB, {0})
-
-    def live(self) -> int:
-        gc.collect()
-        return sum(ref() is not None for ref in self.matchers)
 
 
 def text_of(token_ids) -> str:
@@ -48,7 +22,7 @@ def text_of(token_ids) -> str:
 
 
 async def test_outputs_follow_their_grammar_and_end_with_stop():
-    grammars = ByteGrammars()
+    grammars = Recorder(lambda: VOCAB, {0})
     params = SamplingParams(max_tokens=40, structured_outputs=StructuredOutputsParams(regex=r"[a-f]{3}-[0-9]{2}"))
     async with asyncio.timeout(60):
         async with Engine(backend=FakeBackend(vocab_size=256), plugins=[grammars], token_budget=8) as engine:
@@ -57,14 +31,14 @@ async def test_outputs_follow_their_grammar_and_end_with_stop():
     for out in outputs:
         assert out.finish_reason == "stop" and re.fullmatch(r"[a-f]{3}-[0-9]{2}", text_of(out.token_ids))
     assert len(free.token_ids) == 5
-    assert grammars.live() == 0
+    assert grammars.live_matchers() == 0
 
 
 async def test_an_engine_that_dies_leaves_no_matcher():
-    grammars = ByteGrammars()
+    grammars = Recorder(lambda: VOCAB, {0})
     params = SamplingParams(max_tokens=40, structured_outputs=StructuredOutputsParams(json_object=True))
     async with asyncio.timeout(60):
         async with Engine(backend=FakeBackend(vocab_size=256, fail_at_step=3), plugins=[grammars]) as engine:
             with pytest.raises(EngineDeadError):
                 await asyncio.gather(*(engine.complete([5, 6, 7], params) for _ in range(3)))
-    assert grammars.matchers and grammars.live() == 0
+    assert grammars.matchers and grammars.live_matchers() == 0

@@ -5,10 +5,8 @@ and 64 with constrained rows beside unconstrained ones, preemption, abort, refus
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import re
-import weakref
 
 import jsonschema
 import pytest
@@ -18,9 +16,8 @@ from sarathi_sdk import (
     InvalidRequestError,
     SamplingParams,
     StructuredOutputsParams,
-    hookimpl,
 )
-from sarathi_structured.xgrammar_backend import XGrammarBackend
+from tests.structured.recorder import Recorder
 
 TIMEOUT = 240
 SCHEMA = {
@@ -45,31 +42,6 @@ CONSTRAINTS = {
                 lambda text: re.fullmatch(r"\([1-9][0-9]?(\+[1-9][0-9]?)*\)", text) or 1 / 0),
 }
 PROMPT = "def main():\n    return json.dumps(value, indent=2)\n" * 3  # 3 chunks at budget 64, many at 7
-
-
-class Recorder:
-    """Hands the engine an XGrammarBackend it can inspect, and keeps weak references to every matcher."""
-
-    def __init__(self) -> None:
-        self.backend: XGrammarBackend | None = None
-        self.matchers: list[weakref.ref] = []
-
-    @hookimpl
-    def sarathi_make_structured_output_backend(self, config, tokenizer):
-        recorder = self
-
-        class Recording(XGrammarBackend):
-            def matcher(self, compiled):
-                made = super().matcher(compiled)
-                recorder.matchers.append(weakref.ref(made))
-                return made
-
-        self.backend = Recording(tokenizer.token_bytes, tokenizer.eos_token_ids)
-        return self.backend
-
-    def live_matchers(self) -> int:
-        gc.collect()
-        return sum(ref() is not None for ref in self.matchers)
 
 
 def engine(folder, recorder=None, **options) -> Engine:
