@@ -25,6 +25,7 @@ from .layers import Embedding, GemmaRMSNorm
 from .llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
+from .quant import prefill_pass
 from .rope import RotaryEmbedding
 
 
@@ -73,9 +74,10 @@ class GemmaModel(LlamaModel):
         """x [T, H] through every layer this model holds (all, or a pipeline stage's range)."""
         rope = self.rotary_emb(positions, x.dtype)  # cos, sin [T, 1, D] each
         local = self.local_rotary_emb(positions, x.dtype) if self.config.local_rope is not None else rope
-        for layer in self.layers:
-            cos, sin = local if layer.self_attn.sliding_window is not None else rope
-            x = layer(x, cos, sin)  # [T, H]
+        with prefill_pass(self.context.current.num_prefill_tokens > 0):
+            for layer in self.layers:
+                cos, sin = local if layer.self_attn.sliding_window is not None else rope
+                x = layer(x, cos, sin)  # [T, H]
         return x  # [T, H], before the final norm
 
 

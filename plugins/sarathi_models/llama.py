@@ -19,7 +19,7 @@ from .decode_stack import build_decode_stack, takes_decode_stack
 from .layers import Embedding, GemmaRMSNorm, Linear, MergedLinear, RMSNorm, gelu_tanh_and_mul, silu_and_mul
 from .model_config import ModelConfig
 from .protocols import AttentionBackend
-from .quant import QUANTIZED_MAX_ROWS, PackedWeight, QuantizedWeight, takes_quantized_kernel
+from .quant import QUANTIZED_MAX_ROWS, PackedWeight, QuantizedWeight, prefill_pass, takes_quantized_kernel
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -116,8 +116,9 @@ class LlamaModel(nn.Module):
         if self.decode_stack is not None and takes_decode_stack(context, x):
             return self.decode_stack.run(x, cos, sin, context.slot_mapping, context.decode_block_tables,
                                          context.decode_context_lens)  # [T, H]
-        for layer in self.layers:
-            x = layer(x, cos, sin)  # [T, H]
+        with prefill_pass(context.num_prefill_tokens > 0):
+            for layer in self.layers:
+                x = layer(x, cos, sin)  # [T, H]
         return x  # [T, H], before the final norm
 
 

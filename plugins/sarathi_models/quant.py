@@ -30,10 +30,11 @@ time: one layer's four matmuls (960, 576, 3072 and 576 outputs) against the bf16
 
 but not on accuracy: with whole prompts prefilled on int8 activations the default model answered
 "What is the capital of France?" with "L'Etoile, la Marseillaise, ..." (the first token's rows carry
-outliers that a group's int8 step blurs, and every later token attends to them). So a quantized
-`Linear` takes its kernel for steps of at most `QUANTIZED_MAX_ROWS` rows, decode steps and short
-prompts (whose answers were unchanged in a check of four prompts), and larger steps run the bf16
-GEMM: on the bf16 values of a `PackedWeight` when it is the layer's only copy (a weight stored
+outliers that a group's int8 step blurs, and every later token attends to them). A prompt's last
+chunk alone is enough: at `token_budget` 32 the chat prompt's three-token last chunk on int8 gave the
+same answer (2026-12-07). So a quantized `Linear` takes its kernel for decode passes of at most
+`QUANTIZED_MAX_ROWS` rows, and a pass that carries prefill tokens (`prefill_pass`), whatever its
+size, runs the bf16 GEMM, as larger steps do: on the bf16 values of a `PackedWeight` when it is the layer's only copy (a weight stored
 quantized: `PackedWeight.gemm`, which dequantizes tiles into cache inside the product, or on the
 portable build the whole weight for torch's GEMM; the values are exactly those a dense load of the
 file gives, but for the K-quants' fp16 scales), else on the bf16 weight kept beside (packed for
@@ -45,7 +46,9 @@ Imports torch, this package's CPU kernels and the public `sarathi_sdk` API.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -249,7 +252,24 @@ def quantize_int8(weight: torch.Tensor) -> Int8Weight:
     return Int8Weight(weight=q.contiguous(), scales=scale.to(torch.bfloat16))
 
 
+_PREFILL_PASS: ContextVar[bool] = ContextVar("sarathi_prefill_pass", default=False)
+"""Whether the pass running in this thread carries prefill tokens (`prefill_pass`)."""
+
+
+@contextmanager
+def prefill_pass(carries_prefill: bool) -> Iterator[None]:
+    """Within it, when `carries_prefill`, no `Linear` takes the int8 kernel (see the module docstring).
+    The model's layers run inside it; a context variable, because a `Linear` sees only its rows, and
+    each worker thread runs its own pass."""
+    token = _PREFILL_PASS.set(carries_prefill)
+    try:
+        yield
+    finally:
+        _PREFILL_PASS.reset(token)
+
+
 def takes_quantized_kernel(x: torch.Tensor) -> bool:
     """Whether activations x [M, K] go through a quantized kernel: at most `QUANTIZED_MAX_ROWS` bf16 rows
-    on the CPU (see the module docstring); other steps run the bf16 GEMM."""
-    return x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16 and x.device.type == "cpu"
+    on the CPU outside a prefill pass (see the module docstring); other steps run the bf16 GEMM."""
+    return (not _PREFILL_PASS.get() and x.shape[0] <= QUANTIZED_MAX_ROWS and x.dtype == torch.bfloat16
+            and x.device.type == "cpu")

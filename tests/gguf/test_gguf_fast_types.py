@@ -42,10 +42,12 @@ PROMPT = "def main():\n    return 0"
 NEAR_TIE = 0.05
 """How far below the fp32 model's best logit our greedy token's own fp32 logit may be, as a share of
 the spread of that step's top logits: int8 activations and bf16 move logits by about that much."""
-NEAR_TIE_K = 0.1
+NEAR_TIE_K = 0.12
 """The same for files with K-quants, whose sub-block scales d x sc the kernels hold in fp16 (up to 2^-11
 relative off the file's fp32 product, `gguf_blocks`) in prefill too since it dequantizes the codes:
-the Q6_K file's 16th token came out at 0.077 (2026-12-07), every other step and type at 0.05 or less."""
+the Q6_K file's 16th token came out at 0.077 (2026-12-07), every other step and type at 0.05 or less.
+Once prompts of 16 tokens or fewer prefilled on bf16 activations instead of int8 (`quant.prefill_pass`,
+2026-12-07), the Gemma 2 Q4_K_M-like file's 12th token came out at 0.104 (`test_gemma_gguf`)."""
 
 
 def near_tie_gaps(reference, prompt: list[int], tokens: list[int]) -> torch.Tensor:
