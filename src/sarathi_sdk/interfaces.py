@@ -209,7 +209,9 @@ class IncrementalDetokenizer(Protocol):
 @runtime_checkable
 class Tokenizer(Protocol):
     """Text to token ids and back, end-of-sequence ids and the chat template; one per engine, used on
-    the event-loop thread only (admission and streaming), never by the backend."""
+    the event-loop thread only (admission and streaming), never by the backend. A tokenizer that also
+    has `token_bytes()` (each token's bytes, by id; b"" for special tokens, as the bundled ones do)
+    serves structured outputs with the bundled grammar plugin."""
 
     @property
     def eos_token_ids(self) -> frozenset[int]: ...
