@@ -36,8 +36,8 @@ def constrain(batch: ScheduledBatch, matcher_of: Callable[[str], GrammarMatcher 
         matcher.fill_bitmask(bitmask, index)
         allowed[row.request_id] = bitmask[index]  # [words]
 
-    prefills = tuple(dataclasses.replace(c, allowed_tokens=allowed[c.request_id])
-                     if c.is_last_chunk and c.request_id in allowed else c for c in batch.prefills)
+    prefills = tuple(dataclasses.replace(c, allowed_tokens=allowed[c.request_id]) if c.request_id in allowed else c
+                     for c in batch.prefills)  # a request is in a batch once: only its last chunk is in `allowed`
     decodes = tuple(dataclasses.replace(d, allowed_tokens=allowed[d.request_id]) if d.request_id in allowed else d
                     for d in batch.decodes)
     return dataclasses.replace(batch, prefills=prefills, decodes=decodes)

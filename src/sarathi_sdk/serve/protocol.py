@@ -20,7 +20,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import InvalidRequestError
 from ..sampling import SamplingParams
@@ -242,7 +242,6 @@ class ChatCompletionRequest(CommonRequest):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    _forced_tools: bool = PrivateAttr(default=False)
 
     def checked_tools(self, parser: str | None) -> ToolChoice | None:
         """The request's tools and tool choice, checked against the server's tool-call `parser`."""
@@ -262,12 +261,13 @@ class ChatCompletionRequest(CommonRequest):
             constraint = tools.constraint()
         except InvalidRequestError as exc:
             raise APIError(400, str(exc), param="tools") from None
-        self._forced_tools = True
         return dataclasses.replace(params, structured_outputs=constraint)
 
     @property
     def constraint_field(self) -> str:  # type: ignore[override]
-        return "tools" if self._forced_tools else "response_format"
+        """"tools" when the tool choice forces a call (its constraint is the tools' schemas)."""
+        forced = self.tool_choice == "required" or isinstance(self.tool_choice, NamedToolChoice)
+        return "tools" if self.tools and forced else "response_format"
 
     prompt_field: ClassVar[str] = "messages"
     logprobs_field: ClassVar[str] = "top_logprobs"

@@ -224,7 +224,6 @@ class ToolReply:
         self._parser: ToolCallParser | None = PARSERS[parser]() if choice.kind == "auto" and parser else None
         self._calls = 0
         self._forced_text = ""
-        self._named_id = Call("", "").id
 
     def message(self, text: str, finish_reason: str | None) -> tuple[dict[str, Any], str | None]:
         """The reply's `message` and finish reason for the whole output `text`."""
@@ -244,8 +243,7 @@ class ToolReply:
     def deltas(self, text: str) -> list[dict[str, Any]]:
         """The stream deltas for more output `text`."""
         if self.choice.kind == "named":
-            first = [] if self._calls else [self._tool_delta(Call(self.choice.name or "", "", self._named_id))]
-            self._calls = 1
+            first = [] if self._calls else [self._tool_delta(Call(self.choice.name or "", ""))]  # the name, once
             return first + ([{"tool_calls": [{"index": 0, "function": {"arguments": text}}]}] if text else [])
         if self.choice.kind == "required":
             self._forced_text += text
