@@ -21,7 +21,16 @@ from typing import Any
 
 import torch
 
-from sarathi_sdk import ConfigError, EngineConfig, KVCacheSpec, ScheduledBatch, StepOutput
+from sarathi_sdk import (
+    ConfigError,
+    EngineConfig,
+    KVCacheSpec,
+    ScheduledBatch,
+    StepOutput,
+    TokenLogprobs,
+    expand_proposals,
+    verify_proposals,
+)
 
 from .cpu_ops import kernel_variant, kernels
 from .device import resolve_device, resolve_dtype
@@ -88,6 +97,7 @@ class TorchModelBackend:
             raise RuntimeError("execute() outside start() .. close(): no KV cache is allocated")
         if batch.is_empty:
             return StepOutput(step_id=batch.step_id, sampled={})
+        batch = expand_proposals(batch)  # a decode's proposed tokens become rows of their own
         with self._one_step_at_a_time, torch.inference_mode():
             if self.device.type == "cpu":
                 # every step on all the threads torch had when the backend was built: whichever worker
@@ -129,34 +139,33 @@ class TorchModelBackend:
 
 def sample_step(sampler: TokenSampler, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
     """One token per row from logits [S, V] (fp32) of the S `rows` (last prefill chunks, then decodes,
-    in batch order); a pipeline's first stage samples the same way (see `stage`)."""
+    in batch order, a decode's verification rows together), then verification of the proposed tokens
+    (`sarathi_sdk.verify_proposals`); a pipeline's first stage samples the same way (see `stage`)."""
     try:
         result = sampler(logits, rows)
     except Exception:
         return _sample_rows_alone(sampler, step_id, logits, rows)
-    ids = [row.request_id for row in rows]
-    return StepOutput(
-        step_id=step_id,
-        sampled=dict(zip(ids, result.token_ids)),
-        logprobs={rid: lp for rid, lp in zip(ids, result.logprobs) if lp is not None},
-    )
+    return verify_proposals(step_id, rows, result.token_ids, result.logprobs)
 
 
 def _sample_rows_alone(sampler: TokenSampler, step_id: int, logits: torch.Tensor, rows: Sequence[Any]) -> StepOutput:
     """The batched sampler failed: sample each row (logits [S, V]) on its own, so the request whose
     row fails ends alone (`StepOutput.failed`) and every other one still gets its token."""
-    sampled, logprobs, failed = {}, {}, {}
+    tokens: list[int | None] = []
+    logprobs: list[TokenLogprobs | None] = []
+    failed: dict[str, str] = {}
     for i, row in enumerate(rows):
         try:
             result = sampler(logits[i : i + 1], [row])
         except Exception as exc:
             logger.exception("sampling failed for request %s", row.request_id)
-            failed[row.request_id] = f"{type(exc).__name__}: {exc}"
+            failed.setdefault(row.request_id, f"{type(exc).__name__}: {exc}")
+            tokens.append(None)
+            logprobs.append(None)
             continue
-        sampled[row.request_id] = result.token_ids[0]
-        if result.logprobs[0] is not None:
-            logprobs[row.request_id] = result.logprobs[0]
-    return StepOutput(step_id=step_id, sampled=sampled, logprobs=logprobs, failed=failed)
+        tokens.append(result.token_ids[0])
+        logprobs.append(result.logprobs[0])
+    return verify_proposals(step_id, rows, tokens, logprobs, failed)
 
 
 def select_attention_backend(

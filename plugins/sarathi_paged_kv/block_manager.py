@@ -189,6 +189,16 @@ class PagedBlockManager:
                 self._evictable[block] = None
         request.block_table = ()
 
+    def trim(self, request: Request) -> None:
+        """Give back the blocks past `num_computed_tokens`: allocated fresh for this request (a shared or
+        named block is full of computed tokens, so never among them), they go back on the free stack."""
+        keep = -(-request.num_computed_tokens // self._block_size)
+        table = request.block_table
+        for block in reversed(table[keep:]):
+            self._refs[block] -= 1
+            self._free.append(block)
+        request.block_table = table[:keep]
+
     def _take(self) -> int:
         """A fresh block: an unnamed free one, else the least recently freed cached one, evicted."""
         if self._free:

@@ -3,7 +3,8 @@
 Reproduces Orca (Yu et al., OSDI'22, "Orca: A Distributed Serving System for Transformer-Based
 Generative Models") as Sarathi-Serve's Orca baseline implements it over a paged KV cache. Each step:
 
-1. every running decode, one token each; when the cache cannot hold a decode's next token, running
+1. every running decode, one token each (plus proposed tokens to verify, with speculative decoding:
+   those alone are held to `token_budget`, so they cannot grow a step without bound); when the cache cannot hold a decode's next token, running
    requests behind it in key order are preempted, the last first (recompute);
 2. if the cache held every decode's token, waiting requests in `sort_key` order join the same step with their whole
    prompt (never chunked) and KV blocks for all of it, while `max_num_seqs` allows and the KV cache
@@ -28,6 +29,7 @@ class OrcaPolicy(PolicyBase):
     def schedule(self) -> ScheduledBatch:
         self.cache_ran_short = False
         decodes = self.schedule_decodes(set())
+        speculated = self.speculate(decodes, self.config.token_budget - len(decodes))
         prefills: list[tuple[Request, int]] = []
         if not self.cache_ran_short:
             while self.waiting and len(self.running) < self.config.max_num_seqs:
@@ -39,4 +41,4 @@ class OrcaPolicy(PolicyBase):
                     break
                 self.admit(request)
                 prefills.append((request, num_tokens))
-        return self.build_batch(prefills, decodes)
+        return self.build_batch(prefills, decodes, speculated)

@@ -13,6 +13,11 @@ Sarathi-Serve): the victim's blocks are freed and its whole context, prompt and 
 prefilled again when it returns. A request that is part of an executing batch (`in_flight`) is never
 scheduled, preempted or freed until `update` sees its batch.
 
+Speculative decoding: a running decode may hold a `proposal` (set by the engine between steps). A
+policy passes its scheduled decodes to `speculate`, which picks how many proposed tokens each verifies
+(within the budget left and the free blocks, never preempting for them); `update` records the accepted
+ones and `trim`s the blocks of the rejected positions.
+
 Prefix cache: a policy calls `reuse_prefix` on the head of `waiting` before sizing its first chunk
 (the KV manager's `match_prefix`: the request then starts after its cached whole blocks, its own
 after a preemption included), and `drop_prefix` if it does not start it after all, so waiting requests
@@ -90,33 +95,48 @@ class PolicyBase:
 
     def update(self, batch: ScheduledBatch, output: StepOutput) -> list[Request]:
         finished: list[Request] = []
-        sampled = output.sampled
         for chunk in batch.prefills:
-            self._advance(chunk.request_id, len(chunk.token_ids), chunk.is_last_chunk, sampled, finished)
+            self._advance(chunk.request_id, len(chunk.token_ids), chunk.is_last_chunk, output, finished)
         for slot in batch.decodes:
-            self._advance(slot.request_id, 1, True, sampled, finished)
+            accepted = output.accepted.get(slot.request_id, ())
+            if accepted != slot.proposal[: len(accepted)]:
+                raise RuntimeError(f"request {slot.request_id}: the backend accepted {accepted}, "
+                                   f"not a prefix of the proposed {slot.proposal}")
+            request = self._advance(slot.request_id, 1 + len(accepted), True, output, finished)
+            if slot.proposal and request is not None:
+                self.release_rejected(request)
         if finished:
             # one pass over `running` however many finished, instead of a remove() each
             self.running = [r for r in self.running if r.status is RequestStatus.RUNNING]
         return finished
 
-    def _advance(self, request_id: str, num_tokens: int, samples: bool, sampled: Mapping[str, int],
-                 finished: list[Request]) -> None:
+    def _advance(self, request_id: str, num_tokens: int, samples: bool, output: StepOutput,
+                 finished: list[Request]) -> Request | None:
+        """Count the step's computed tokens and record its sampled ones; the request if it still runs."""
         request = self._requests.get(request_id)
         if request is None:
             aborted = self._aborted_in_flight.pop(request_id)
             aborted.in_flight = False
             self.kv.free(aborted)
-            return
+            return None
         request.in_flight = False
         request.num_computed_tokens += num_tokens
-        if samples:
-            reason = request.append_token(sampled[request_id])
+        request.proposal = ()
+        if not samples:
+            return request
+        for token_id in output.new_tokens(request_id):
+            reason = request.append_token(token_id)
             if reason is not None:
                 request.finish(reason)
                 del self._requests[request_id]
                 self.kv.free(request)
                 finished.append(request)
+                return None
+        return request
+
+    def release_rejected(self, request: Request) -> None:
+        """After a verification: give back the blocks of the positions it rejected."""
+        self.kv.trim(request)
 
     def reuse_prefix(self, request: Request) -> None:
         """Start the head of `waiting` after its cached prefix: its block table begins with the shared
@@ -170,6 +190,23 @@ class PolicyBase:
                 return False
         return True
 
+    def speculate(self, decodes: list[Request], room: int | None) -> dict[str, int]:
+        """How many of its proposed tokens each scheduled decode verifies this step (request id -> k,
+        for k > 0), its blocks allocated: in key order, while `room` (budget tokens left; None: no
+        limit) lasts and free blocks do (a proposal never preempts anyone)."""
+        speculated: dict[str, int] = {}
+        for request in decodes:
+            if room is not None and room <= 0:
+                break
+            k = min(len(request.proposal), request.max_proposal_len)
+            if room is not None:
+                k = min(k, room)
+            if k and self.kv.allocate(request, 1 + k):
+                speculated[request.request_id] = k
+                if room is not None:
+                    room -= k
+        return speculated
+
     def schedule_decodes(self, scheduled: set[str]) -> list[Request]:
         """Every running decode that is not in flight, one token each, in key order; each is added
         to `scheduled`. A decode that gets no block (preempted, or waiting on in-flight holders) is
@@ -192,15 +229,17 @@ class PolicyBase:
                 return candidate
         raise RuntimeError(f"request {request.request_id} is not running; only running requests allocate")
 
-    def build_batch(self, prefills: Iterable[tuple[Request, int]], decodes: Iterable[Request]) -> ScheduledBatch:
-        """Freeze the step's chunks and decode slots and mark their requests in flight."""
+    def build_batch(self, prefills: Iterable[tuple[Request, int]], decodes: Iterable[Request],
+                    speculated: Mapping[str, int] | None = None) -> ScheduledBatch:
+        """Freeze the step's chunks and decode slots (each with the proposed tokens `speculated` gives
+        it) and mark their requests in flight."""
         chunks = []
         for request, num_tokens in prefills:
             chunks.append(request.prefill_chunk(num_tokens))
             request.in_flight = True
         slots = []
         for request in decodes:
-            slots.append(request.decode_slot())
+            slots.append(request.decode_slot(speculated.get(request.request_id, 0) if speculated else 0))
             request.in_flight = True
         if not chunks and not slots:
             return ScheduledBatch(step_id=self._step_id)

@@ -3,7 +3,8 @@
 Reproduces SARATHI (arXiv 2308.16369) in the stall-free form of Sarathi-Serve (OSDI'24, arXiv
 2403.02310). Each step, in this order:
 
-1. every running decode, one token each: decodes are never paused for a prefill;
+1. every running decode, one token each: decodes are never paused for a prefill; then the proposed
+   tokens of those that have some (speculative decoding), while the budget lasts;
 2. running requests part-way through their prompt, in `sort_key` order, each chunk sized by
    `ChunkRule` (budget left, `long_prefill_token_threshold`, the dynamic chunk schedule);
 3. waiting requests in `sort_key` order, the same way, while the budget, `max_num_seqs`, the KV cache
@@ -49,8 +50,9 @@ class SarathiPolicy(PolicyBase):
         self.cache_ran_short = False
         scheduled: set[str] = set()
         decodes = self.schedule_decodes(scheduled)
+        speculated = self.speculate(decodes, self.config.token_budget - len(decodes))
         prefilling = [r for r in self.running if not r.in_flight and not r.is_decode]
-        num_batched = len(decodes)
+        num_batched = len(decodes) + sum(speculated.values())
 
         prefills: list[tuple[Request, int]] = []
         for request in prefilling:
@@ -67,7 +69,7 @@ class SarathiPolicy(PolicyBase):
 
         if not self.cache_ran_short:
             self._admit_waiting(prefills, num_batched)
-        return self.build_batch(prefills, decodes)
+        return self.build_batch(prefills, decodes, speculated)
 
     def _admit_waiting(self, prefills: list[tuple[Request, int]], num_batched: int) -> None:
         while (self.waiting and num_batched < self.config.token_budget

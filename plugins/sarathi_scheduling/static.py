@@ -10,7 +10,8 @@ Orca and SARATHI. A batch is formed only when no request is running:
 3. no request joins until every member has finished (or been aborted): the batch runs as long as
    its longest request, while finished members' slots stay idle.
 
-Because memory is reserved for the whole lifetime, nobody is ever preempted. `token_budget`,
+Because memory is reserved for the whole lifetime, nobody is ever preempted; proposed tokens
+(speculative decoding) never reach past it (`Request.max_proposal_len`), so they need no more. `token_budget`,
 `max_num_partial_prefills`, `long_prefill_token_threshold` and the dynamic chunk schedule do not apply.
 
 Pure Python; imports only the public `sarathi_sdk` API.
@@ -26,7 +27,15 @@ from .policy_base import PolicyBase
 class StaticPolicy(PolicyBase):
     def schedule(self) -> ScheduledBatch:
         if self.running:
-            return self.build_batch((), [r for r in self.running if not r.in_flight and r.is_decode])
+            decodes = [r for r in self.running if not r.in_flight and r.is_decode]
+            return self.build_batch((), decodes, self.speculate(decodes, None))
+        return self._start_batch()
+
+    def release_rejected(self, request: Request) -> None:
+        """Nothing: the blocks of a rejected position are part of the lifetime reservation, and
+        the request's later tokens are written there."""
+
+    def _start_batch(self) -> ScheduledBatch:
         prefills: list[tuple[Request, int]] = []
         while self.waiting and len(self.running) < self.config.max_num_seqs:
             request = self.waiting[0]

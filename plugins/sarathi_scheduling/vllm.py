@@ -10,7 +10,8 @@ SARATHI and Sarathi-Serve compare against. Steps are phase-homogeneous:
    allows and the KV cache holds them. A prompt longer than the budget runs alone in its step, so
    every admissible request can run. The first request that does not fit stops admission. With the
    prefix cache, a "whole prompt" is what follows the request's cached whole blocks.
-2. otherwise a **decode step**: every running decode, one token each. When the cache cannot hold a
+2. otherwise a **decode step**: every running decode, one token each (plus proposed tokens to verify,
+   with speculative decoding, within `token_budget`). When the cache cannot hold a
    decode's next token, running requests behind it in key order are preempted, the last first
    (recompute); they rejoin the waiting queue, to be prefilled whole again.
 
@@ -32,7 +33,8 @@ class VLLMPolicy(PolicyBase):
         prefills = self._whole_prompts()
         if prefills:
             return self.build_batch(prefills, ())
-        return self.build_batch((), self.schedule_decodes(set()))
+        decodes = self.schedule_decodes(set())
+        return self.build_batch((), decodes, self.speculate(decodes, self.config.token_budget - len(decodes)))
 
     def _whole_prompts(self) -> list[tuple[Request, int]]:
         prefills: list[tuple[Request, int]] = []

@@ -53,6 +53,10 @@ class XGrammarMatcher:
     def is_terminated(self) -> bool:
         return bool(self._matcher.is_terminated())
 
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last `num_tokens` accepted tokens (speculative decoding's proposals)."""
+        self._matcher.rollback(num_tokens)
+
 
 class XGrammarBackend:
     """Compiles constraints for one tokenizer; `compiles` and `cache_hits` count what `compile` did."""

@@ -33,9 +33,11 @@ from .interfaces import (
 from .metrics import EngineStats, RequestMetrics
 from .output import RequestOutput
 from .plugins import PluginManager
+from .proposals import Proposer
 from .registries import Registries
 from .request import FinishReason, Request, RequestStatus
 from .sampling import SamplingParams
+from .speculative import expand_proposals, verify_proposals
 from .structured_outputs import GrammarMatcher, StructuredOutputBackend
 from .structured_params import StructuredOutputsParams
 
@@ -62,6 +64,7 @@ __all__ = [
     "PluginManager",
     "PolicyStats",
     "PrefillChunk",
+    "Proposer",
     "Registries",
     "Request",
     "RequestError",
@@ -79,5 +82,7 @@ __all__ = [
     "TokenLogprobs",
     "Tokenizer",
     "hookimpl",
+    "expand_proposals",
     "release_free_memory",
+    "verify_proposals",
 ]

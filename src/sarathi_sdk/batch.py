@@ -45,17 +45,33 @@ class PrefillChunk:
 
 @dataclass(frozen=True, slots=True)
 class DecodeSlot:
-    """One request's newest token at `position`, attending to positions `0 .. position - 1`."""
+    """One request's newest token at `position`, attending to positions `0 .. position - 1`.
+
+    With speculative decoding it also carries `proposal`: k tokens proposed to follow it, verified in
+    the same step as k more query positions `position + 1 ..`, causal among themselves. The backend
+    samples a token after each of the 1 + k positions and keeps the proposed tokens up to the first
+    one the samples disagree with (`StepOutput.accepted`, see `sarathi_sdk.speculative`).
+    """
 
     request_id: str
     token_id: int
     position: int
     block_table: tuple[int, ...]
-    """KV blocks covering positions `0 .. position`, in order."""
+    """KV blocks covering positions `0 .. position + len(proposal)`, in order."""
     sampling_params: SamplingParams
     history: TokenHistory | None = None
     allowed_tokens: Any = None
     """As `PrefillChunk.allowed_tokens`."""
+    proposal: tuple[int, ...] = ()
+    """Speculative tokens proposed to follow `token_id`, at positions `position + 1 ..`."""
+    proposal_allowed_tokens: tuple[Any, ...] = ()
+    """With `allowed_tokens` and a proposal: the grammar's bitmask row after each proposed token
+    (one per proposed token, same layout), for the sample at that token's position."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Query positions this decode runs: its token and the proposed ones."""
+        return 1 + len(self.proposal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +85,8 @@ class ScheduledBatch:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "num_tokens", len(self.decodes) + sum(len(chunk.token_ids) for chunk in self.prefills)
+            self, "num_tokens",
+            sum(slot.num_tokens for slot in self.decodes) + sum(len(chunk.token_ids) for chunk in self.prefills)
         )
 
     @property
@@ -83,8 +100,9 @@ class ScheduledBatch:
 
     @property
     def num_sampling(self) -> int:
-        """How many tokens this step samples: one per decode and per last prefill chunk."""
-        return len(self.decodes) + sum(1 for c in self.prefills if c.is_last_chunk)
+        """How many tokens this step samples: one per decode position (its token and each proposed one)
+        and per last prefill chunk."""
+        return sum(slot.num_tokens for slot in self.decodes) + sum(1 for c in self.prefills if c.is_last_chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +116,23 @@ class TokenLogprobs:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """The tokens one step sampled: one per decode and per prefill whose last chunk ran."""
+    """The tokens one step sampled: one per decode and per prefill whose last chunk ran, after a
+    decode's accepted proposed tokens."""
 
     step_id: int
     sampled: Mapping[str, int]
     """request_id -> sampled token id."""
     logprobs: Mapping[str, TokenLogprobs] = field(default_factory=dict)
     """request_id -> logprobs, for requests that asked for them."""
+    accepted: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """request_id -> the leading tokens of its decode's `proposal` that verification accepted; the
+    request's new tokens are these, then `sampled`. Absent: none (or no proposal)."""
+    accepted_logprobs: Mapping[str, tuple[TokenLogprobs, ...]] = field(default_factory=dict)
+    """request_id -> logprobs of its accepted tokens, for requests that asked for logprobs."""
     failed: Mapping[str, str] = field(default_factory=dict)
     """request_id -> why no token could be sampled for it (its own sampling failed). That request
     ends with `RequestError`; the step and every other request go on."""
+
+    def new_tokens(self, request_id: str) -> tuple[int, ...]:
+        """The request's tokens from this step, in order: accepted proposed tokens, then the sampled one."""
+        return self.accepted.get(request_id, ()) + (self.sampled[request_id],)

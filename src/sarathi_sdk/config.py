@@ -106,6 +106,19 @@ class EngineConfig:
     always computed. Works with chunked prefill and every policy; see `sarathi_paged_kv`. Left unset,
     the engine takes the backend's default for its device: the bundled backend turns it on for CUDA
     and leaves it off on the CPU (see its `kv_cache.py`)."""
+    speculative: str | None = None
+    """Speculative decoding: who proposes tokens for each decode to verify in one step. "ngram"
+    (prompt lookup: what followed the last few tokens where they occur earlier in the prompt or the
+    output), "draft:PATH" (a small model with the same tokenizer, a checkpoint folder or .gguf file),
+    or a name a plugin registers (`sarathi_register_proposers`); None: off. The output is the same as
+    without (see `sarathi_sdk.speculative`); not with `pipeline_parallel_size` > 1."""
+    num_speculative_tokens: int = 4
+    """Most tokens proposed for one decode per step, with `speculative`. Each takes a token of the
+    step's budget, and fewer are proposed when the budget is short or a request's proposals keep
+    being rejected (see `sarathi_sdk.proposals`)."""
+    speculative_disable_by_batch_size: int | None = 4
+    """With more running decodes than this, nothing is proposed: past it a verification row costs
+    about as much as the token it may save (measured in docs/benchmarks.md). None: never off."""
     seed: int = 0
     """Seed of the sampler for requests that give no seed of their own."""
     plugins: tuple[object, ...] = ()
@@ -135,6 +148,7 @@ class EngineConfig:
                 "every running decode takes one token of the step's budget"
             )
         self._check_policy_options(auto)
+        self._check_speculative()
         if not 0.0 < float(self.kv_cache_memory_fraction) <= 1.0:
             raise ConfigError(f"kv_cache_memory_fraction must be in (0, 1], got {self.kv_cache_memory_fraction!r}")
         _require_choice("dtype", self.dtype, DTYPES)
@@ -170,6 +184,19 @@ class EngineConfig:
                 f"{self.token_budget} it would be ignored: drop tbt_slo or set token_budget='auto'"
             )
         return False
+
+    def _check_speculative(self) -> None:
+        if self.speculative is not None and (not isinstance(self.speculative, str) or not self.speculative):
+            raise ConfigError(f"speculative must be a proposer's name (\"ngram\", \"draft:PATH\") or None, "
+                              f"got {self.speculative!r}")
+        _require_int("num_speculative_tokens", self.num_speculative_tokens, minimum=1)
+        if self.speculative_disable_by_batch_size is not None:
+            _require_int("speculative_disable_by_batch_size", self.speculative_disable_by_batch_size, minimum=1)
+        if self.speculative is not None and self.pipeline_parallel_size > 1:
+            raise ConfigError(
+                "speculative decoding does not run with pipeline_parallel_size > 1: the pipeline's stages "
+                "exchange one token per decode; use one of them"
+            )
 
     def _check_policy_options(self, auto: bool) -> None:
         _require_choice("policy_order", self.policy_order, POLICY_ORDERS)

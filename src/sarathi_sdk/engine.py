@@ -128,7 +128,7 @@ class Engine:
         live = LiveRequests(built.policy, built.plugins.notify)
         steps = StepLoop(built.policy, built.kv, built.backend, live, max_in_flight=self.config.pipeline_parallel_size,
                          step_timeout=self.config.step_timeout, on_step_end=self._on_step_end, on_death=self._die,
-                         structured=built.structured)
+                         structured=built.structured, speculation=built.speculation)
         tasks = BackgroundTasks()
         self._parts = _Parts(built, live, steps, tasks, anyio.lowlevel.current_token())
         steps.start(await tasks.open())
@@ -158,6 +158,8 @@ class Engine:
         finally:
             self._state = EngineState.CLOSED  # also after dying while draining
             parts.built.backend.close()
+            if parts.built.speculation is not None:
+                parts.built.speculation.proposer.close()
             parts.built.plugins.notify("sarathi_on_engine_stop", stats=self.stats())
 
     async def generate(self, prompt: Prompt, params: SamplingParams | None = None, *,
@@ -209,6 +211,7 @@ class Engine:
         every KV block free."""
         parts = self._started()
         policy = parts.built.policy.stats()
+        speculation = parts.built.speculation
         return EngineStats(
             num_waiting=policy.num_waiting,
             num_running=policy.num_running,
@@ -218,6 +221,8 @@ class Engine:
             num_preemptions=policy.num_preemptions,
             num_tokens_processed=parts.steps.num_tokens,
             prefix_cache_hit_rate=policy.num_cached_prompt_tokens / max(1, policy.num_prompt_tokens),
+            num_proposed_tokens=0 if speculation is None else speculation.num_proposed_tokens,
+            num_accepted_tokens=0 if speculation is None else speculation.num_accepted_tokens,
         )
 
     def _started(self) -> _Parts:

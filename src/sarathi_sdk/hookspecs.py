@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .interfaces import BatchPolicy, KVCacheManager, ModelBackend, PipelineStage, Tokenizer
     from .metrics import EngineStats
     from .output import RequestOutput
+    from .proposals import Proposer
     from .registries import Registries
     from .sampling import SamplingParams
     from .structured_outputs import StructuredOutputBackend
@@ -105,6 +106,15 @@ def sarathi_make_structured_output_backend(config: EngineConfig, tokenizer: Toke
     implementation should defer anything costly to its first `compile`."""
 
 
+@hookspec(firstresult=True)
+def sarathi_make_proposer(config: EngineConfig, registries: Registries,
+                          make_backend: Callable[[str], ModelBackend]) -> Proposer | None:
+    """Build the speculative-decoding proposer `config.speculative` names ("NAME" or "NAME:ARGUMENT");
+    the default looks NAME up in `registries.proposers`. `make_backend(model)` builds a model backend
+    for another checkpoint (a draft model) the way the engine built its own, not yet started. Called
+    only when `config.speculative` is set."""
+
+
 # Registries: every plugin may contribute.
 
 
@@ -112,6 +122,12 @@ def sarathi_make_structured_output_backend(config: EngineConfig, tokenizer: Toke
 def sarathi_register_schedulers(register: Register) -> None:
     """`register(name, factory)`; `factory(config, kv_cache_manager)` returns a BatchPolicy and is
     selected by `Engine(scheduler=name)`."""
+
+
+@hookspec
+def sarathi_register_proposers(register: Register) -> None:
+    """`register(name, factory)`; `factory(config, argument, make_backend)` returns a `Proposer` and is
+    selected by `Engine(speculative="name")` or `"name:argument"` (argument None without one)."""
 
 
 @hookspec

@@ -87,6 +87,12 @@ class KVCacheManager(Protocol):
         """Return every block of the request and empty its block table."""
         ...
 
+    def trim(self, request: Request) -> None:
+        """Return the blocks past those holding the request's `num_computed_tokens` positions: after a
+        speculative verification, the blocks allocated for proposed tokens it rejected (their KV is
+        never read; the positions are written again as the request grows)."""
+        ...
+
     def match_prefix(self, request: Request) -> int:
         """For a request holding no blocks (new, or preempted and queued again): put the cached blocks
         of the longest whole-block prefix of its tokens in its block table, never the block of its

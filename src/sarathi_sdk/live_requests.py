@@ -37,6 +37,8 @@ class LiveRequest:
     stream: RequestStream
     matcher: GrammarMatcher | None = None
     """Its grammar's state when it asked for structured output; it goes when the request ends."""
+    num_emitted: int = 0
+    """Tokens sent to the stream so far."""
 
 
 class LiveRequests:
@@ -68,34 +70,49 @@ class LiveRequests:
         return None if live is None else live.matcher
 
     def emit(self, output: StepOutput, finished: Sequence[Request], now: float) -> None:
-        """Send each request of a step its new token; end the streams of those the policy finished,
-        and of those whose text now holds a stop string or whose grammar has ended (the policy ends
-        them with "stop")."""
+        """Send each request of a step its new tokens (a verification's accepted tokens, then the
+        sampled one) in one delta; end the streams of those the policy finished, and of those whose
+        text now holds a stop string or whose grammar has ended (the policy ends them with "stop")."""
         ended = {request.request_id for request in finished}
-        for request_id, token_id in output.sampled.items():
+        for request_id in output.sampled:
             live = self._live.get(request_id)
             if live is None:
                 continue  # aborted while its batch ran
             try:
-                self._emit(live, token_id, output.logprobs.get(request_id), now, ended)
+                self._emit(live, output, now, ended)
             except Exception as exc:
                 self.fail(request_id, exc)
 
-    def _emit(self, live: LiveRequest, token_id: int, logprobs: TokenLogprobs | None, now: float,
-              ended: set[str]) -> None:
+    def _emit(self, live: LiveRequest, output: StepOutput, now: float, ended: set[str]) -> None:
         request = live.request
-        request.token_times.append(now)
-        grammar_ended = False
-        if live.matcher is not None:
-            if not live.matcher.accept(token_id):
-                raise RuntimeError(f"the sampled token {token_id} is outside the request's grammar")
-            grammar_ended = live.matcher.is_terminated
-        if (live.processor.add_token(token_id) or grammar_ended) and request.request_id not in ended:
-            self._policy.abort(request.request_id, FinishReason.STOP)
-            ended.add(request.request_id)
-        done = request.request_id in ended
-        delta = live.processor.delta((token_id,), None if logprobs is None else (logprobs,),
-                                     now if done else None)
+        request_id = request.request_id
+        # the tokens the policy recorded: a verified run stops at a stop token or `max_tokens`
+        tokens = output.new_tokens(request_id)[: len(request.output_token_ids) - live.num_emitted]
+        logprobs: tuple[TokenLogprobs, ...] | None = None
+        if request_id in output.logprobs:
+            logprobs = output.accepted_logprobs.get(request_id, ()) + (output.logprobs[request_id],)
+        stopped, count = False, 0
+        for count, token_id in enumerate(tokens, start=1):
+            request.token_times.append(now)
+            grammar_ended = False
+            if live.matcher is not None:
+                if not live.matcher.accept(token_id):
+                    raise RuntimeError(f"the sampled token {token_id} is outside the request's grammar")
+                grammar_ended = live.matcher.is_terminated
+            stopped = live.processor.add_token(token_id) or grammar_ended
+            if stopped:
+                break
+        if count < len(tokens):  # a stop string ended the text inside a verified run: the rest never was
+            tokens = tokens[:count]
+            del request.output_token_ids[live.num_emitted + count :]
+        if logprobs is not None:
+            logprobs = logprobs[: len(tokens)]
+        live.num_emitted += len(tokens)
+        if stopped and request_id not in ended:
+            self._policy.abort(request_id, FinishReason.STOP)
+            ended.add(request_id)
+        done = request_id in ended
+        delta = live.processor.delta(tokens, logprobs, now if done else None)
         if done:
             self._end(live, delta)
         else:

@@ -28,6 +28,15 @@ class EngineStats:
     prefix_cache_hit_rate: float = 0.0
     """Prompt tokens found in the prefix cache over the prompt tokens of the requests admitted so
     far (each request counted once, at its first admission); 0.0 with `enable_prefix_caching` off."""
+    num_proposed_tokens: int = 0
+    """Speculative tokens proposed and verified in a step (`speculative`); 0 with it off."""
+    num_accepted_tokens: int = 0
+    """Of those, the tokens verification accepted: each is a token that took no step of its own."""
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Accepted over proposed speculative tokens; 0.0 before any was proposed."""
+        return self.num_accepted_tokens / self.num_proposed_tokens if self.num_proposed_tokens else 0.0
 
 
 @dataclass(frozen=True, slots=True)

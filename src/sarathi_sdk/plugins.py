@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sarathi_sdk"
 BUNDLED_PLUGINS = ("sarathi_paged_kv", "sarathi_scheduling", "sarathi_tokenizers", "sarathi_models", "sarathi_triton",
-                   "sarathi_parallel", "sarathi_structured")
+                   "sarathi_parallel", "sarathi_structured", "sarathi_speculative")
 
 
 class PluginManager:
@@ -69,11 +69,12 @@ class PluginManager:
         return entries
 
     def registries(self) -> Registries:
-        """The three name registries, collected once, for the factory hooks that choose by name."""
+        """The name registries, collected once, for the factory hooks that choose by name."""
         return Registries(
             schedulers=self.registry("sarathi_register_schedulers"),
             model_architectures=self.registry("sarathi_register_model_architectures"),
             attention_backends=self.registry("sarathi_register_attention_backends"),
+            proposers=self.registry("sarathi_register_proposers"),
         )
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:

@@ -26,3 +26,6 @@ class Registries:
     """From `sarathi_register_model_architectures`, keyed as config.json's "architectures"."""
     attention_backends: Mapping[str, Factory] = field(default_factory=dict)
     """From `sarathi_register_attention_backends`, selected by `config.attention_backend`."""
+    proposers: Mapping[str, Factory] = field(default_factory=dict)
+    """From `sarathi_register_proposers`: `factory(config, argument, make_backend)` returns a Proposer,
+    selected by `config.speculative`."""

@@ -64,6 +64,10 @@ class Request:
     num_preemptions: int = 0
     num_cached_tokens: int = 0
     first_scheduled_time: float | None = None
+    proposal: tuple[int, ...] = ()
+    """Speculative tokens proposed to follow the newest token (see `sarathi_sdk.proposals`): set
+    between steps while the request is a decode, cleared when it advances. A policy verifies up to
+    all of them in its next decode (`decode_slot`)."""
     token_times: list[float] = field(default_factory=list)
 
     @property
@@ -108,8 +112,9 @@ class Request:
             history=self._history(),
         )
 
-    def decode_slot(self) -> DecodeSlot:
-        """This request's newest token as a decode; its block must be allocated already."""
+    def decode_slot(self, num_proposed: int = 0) -> DecodeSlot:
+        """This request's newest token as a decode, with the first `num_proposed` tokens of its
+        `proposal` to verify; the blocks of all those positions must be allocated already."""
         return DecodeSlot(
             request_id=self.request_id,
             token_id=self.output_token_ids[-1],
@@ -117,7 +122,15 @@ class Request:
             block_table=self.block_table,
             sampling_params=self.sampling_params,
             history=self._history(),
+            proposal=self.proposal[:num_proposed],
         )
+
+    @property
+    def max_proposal_len(self) -> int:
+        """Most tokens a proposal may hold: one verification yields at most `len(proposal) + 1`
+        tokens, never more than `max_tokens` allows, so it never writes a position decoding without
+        speculation would not."""
+        return max(0, self.sampling_params.max_tokens - len(self.output_token_ids) - 1)
 
     def append_token(self, token_id: int) -> FinishReason | None:
         """Record a sampled token; say why the request ends, if it does."""

@@ -23,6 +23,8 @@ from .config import AUTO, EngineConfig
 from .errors import PluginError
 from .interfaces import BatchPolicy, KVCacheManager, KVCacheSpec, ModelBackend, Tokenizer
 from .plugins import PluginManager
+from .proposals import Proposer, Speculation
+from .registries import Registries
 from .structured_outputs import StructuredOutputBackend
 
 
@@ -40,6 +42,8 @@ class Built:
     admission: Admission
     structured: StructuredOutputBackend | None
     """Compiles requests' `structured_outputs`; None when no plugin provides one."""
+    speculation: Speculation | None
+    """Proposes tokens for speculative decoding (`config.speculative`); None when off."""
 
 
 async def build_parts(config: EngineConfig, given_options: Set[str], given_backend: ModelBackend | None) -> Built:
@@ -75,11 +79,33 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
         policy = _required(hook.sarathi_make_batch_policy(config=config, kv_cache_manager=kv,
                                                           registries=registries), "batch policy")
         structured = hook.sarathi_make_structured_output_backend(config=config, tokenizer=tokenizer)
+        speculation = None
+        if config.speculative is not None:
+            proposer = await anyio.to_thread.run_sync(_make_proposer, plugins, config, registries)
+            speculation = Speculation(proposer, config, spec.vocab_size)
     except BaseException:
         backend.close()
         raise
     return Built(config, tokenizer, profile, plugins, backend, kv, policy,
-                 Admission(config, spec, kv, tokenizer), structured)
+                 Admission(config, spec, kv, tokenizer), structured, speculation)
+
+
+def _make_proposer(plugins: PluginManager, config: EngineConfig, registries: Registries) -> Proposer:
+    """The proposer `config.speculative` names; a draft model it needs is built like the engine's own
+    backend (resolved through `sarathi_resolve_model`, so a .gguf file works too)."""
+    hook = plugins.hook
+
+    def make_backend(model: str) -> ModelBackend:
+        draft = dataclasses.replace(config, model=model, speculative=None)
+        resolved = hook.sarathi_resolve_model(config=draft)
+        if resolved is not None:
+            draft = dataclasses.replace(draft, model=resolved)
+        sampler = hook.sarathi_make_sampler(config=draft)
+        backend = hook.sarathi_make_backend(config=draft, registries=registries, sampler=sampler)
+        return _required(backend, "model backend")  # type: ignore[no-any-return]
+
+    proposer = hook.sarathi_make_proposer(config=config, registries=registries, make_backend=make_backend)
+    return _required(proposer, "speculative-decoding proposer")  # type: ignore[no-any-return]
 
 
 def _apply_default_budget(config: EngineConfig, spec: KVCacheSpec, given_options: Set[str]) -> EngineConfig:

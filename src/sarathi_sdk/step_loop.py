@@ -26,8 +26,9 @@ from .batch import ScheduledBatch, StepOutput
 from .grammar_masks import constrain
 from .interfaces import BatchPolicy, KVCacheManager, ModelBackend
 from .live_requests import LiveRequests
+from .proposals import Speculation
 from .request import Request
-from .structured_outputs import StructuredOutputBackend
+from .structured_outputs import StructuredOutputBackend, can_roll_back
 
 
 @dataclass(eq=False, slots=True)
@@ -56,12 +57,14 @@ class StepLoop:
 
     def __init__(self, policy: BatchPolicy, kv: KVCacheManager, backend: ModelBackend, live: LiveRequests, *,
                  max_in_flight: int, step_timeout: float | None, on_step_end: Callable[[ScheduledBatch], None],
-                 on_death: Callable[[BaseException], None], structured: StructuredOutputBackend | None = None) -> None:
+                 on_death: Callable[[BaseException], None], structured: StructuredOutputBackend | None = None,
+                 speculation: Speculation | None = None) -> None:
         self._policy = policy
         self._kv = kv
         self._backend = backend
         self._live = live
         self._structured = structured
+        self._speculation = speculation
         self._max_in_flight = max_in_flight
         self._step_timeout = step_timeout
         self._on_step_end = on_step_end
@@ -134,22 +137,44 @@ class StepLoop:
                     continue
                 else:
                     await step.done.wait()
-                self._process(step.batch, step.result())
+                self._process(step, step.result())
                 in_flight.popleft()
+                if self._speculation is not None:
+                    await self._propose(step.requests)
         finally:
             for step in in_flight:  # never processed: free what only `update` would have freed
                 for request in step.requests:
                     self._kv.free(request)
 
-    def _process(self, batch: ScheduledBatch, output: StepOutput) -> None:
+    def _process(self, step: InFlight, output: StepOutput) -> None:
         """Record a step's tokens: the policy advances (and finishes) its requests, each gets its delta."""
+        batch = step.batch
         for request_id, reason in output.failed.items():
             self._live.fail(request_id, RuntimeError(f"sampling failed: {reason}"))
         finished = self._policy.update(batch, output)
+        if self._speculation is not None:
+            self._speculation.record(batch, output, {r.request_id: r for r in step.requests})
         self.num_steps += 1
         self.num_tokens += batch.num_tokens
         self._live.emit(output, finished, time.perf_counter())
         self._on_step_end(batch)
+
+    async def _propose(self, requests: list[Request]) -> None:
+        """Proposals for the step's requests that are decodes now, before the next step is formed
+        (speculative decoding runs one batch in flight, so none of them is in another)."""
+        speculation = self._speculation
+        assert speculation is not None
+        decodes = [r for r in requests if r.is_decode and not r.is_finished and not r.proposal
+                   and ((matcher := self._live.matcher(r.request_id)) is None or can_roll_back(matcher))]
+        planned, counts = speculation.plan(decodes)
+        if not planned:
+            return
+        proposer = speculation.proposer
+        if proposer.runs_on_worker_thread:
+            proposals = await anyio.to_thread.run_sync(proposer.propose, planned, counts)
+        else:
+            proposals = proposer.propose(planned, counts)
+        speculation.apply(planned, counts, proposals)
 
     def _submit(self, batch: ScheduledBatch, task_group: TaskGroup) -> InFlight:
         """Start a batch on a worker thread, noting when its requests were first scheduled."""

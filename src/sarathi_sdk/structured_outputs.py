@@ -10,6 +10,10 @@ grammar allows next, as a row of one bitmask the backend allocated for the step
 The token sampled then advances the matcher (`accept`); a matcher that reached its end
 (`is_terminated`: the grammar complete and a stop token taken) finishes its request with "stop".
 
+A matcher that also has `rollback(num_tokens)` (xgrammar's and llguidance's do) lets its request
+use speculative decoding: the engine steps it through a proposal to mask each proposed position, then
+rolls it back (`can_roll_back`).
+
 The bitmask layout is the one xgrammar and llguidance share: int32 words, bit j of word w set when
 token 32 w + j is allowed; a token past the row's last word is not allowed.
 
@@ -42,6 +46,13 @@ class GrammarMatcher(Protocol):
     def is_terminated(self) -> bool:
         """The grammar is complete and a stop token was accepted: nothing more may follow."""
         ...
+
+
+def can_roll_back(matcher: GrammarMatcher) -> bool:
+    """Whether the matcher also has `rollback(num_tokens)` (undo its last accepted tokens), which
+    speculative decoding needs to make masks for proposed tokens; a request whose matcher has not is
+    decoded without proposals."""
+    return callable(getattr(matcher, "rollback", None))
 
 
 @runtime_checkable

@@ -6,7 +6,9 @@ through the block table before choosing a token. The chosen token is a hash of t
 wrong block table, a block shared by two live requests or a chunk out of order changes the output or
 raises, instead of passing silently. Same context, same token: whatever the batch composition. A row
 with a grammar mask (`allowed_tokens`) gets the first allowed token at or after the hash, as a sampler
-that honours the mask would.
+that honours the mask would. A decode's proposed tokens are verified as a model backend does
+(`sarathi_sdk.speculative`): each row samples its position's token, so speculation never changes
+the tokens.
 
 Imports only the standard library and the contract modules.
 """
@@ -17,9 +19,10 @@ import hashlib
 import time
 from typing import Any
 
-from .batch import ScheduledBatch, StepOutput
+from .batch import DecodeSlot, PrefillChunk, ScheduledBatch, StepOutput
 from .config import EngineConfig
 from .interfaces import KVCacheSpec
+from .speculative import expand_proposals, verify_proposals
 
 
 class FakeBackendError(RuntimeError):
@@ -67,17 +70,21 @@ class FakeBackend:
             time.sleep(self.step_delay)
         if self.fail_at_step is not None and self.num_steps >= self.fail_at_step:
             raise FakeBackendError(f"failure requested at step {self.fail_at_step}")
-        sampled: dict[str, int] = {}
+        batch = expand_proposals(batch)
+        rows: list[PrefillChunk | DecodeSlot] = []
+        tokens: list[int | None] = []
         for chunk in batch.prefills:
             self._write(chunk.block_table, chunk.start_pos, chunk.token_ids)
             if chunk.is_last_chunk:
                 end = chunk.start_pos + len(chunk.token_ids)
-                sampled[chunk.request_id] = self._allowed(self._next_token(chunk.block_table, end), chunk.allowed_tokens)
-        for slot in batch.decodes:
+                rows.append(chunk)
+                tokens.append(self._allowed(self._next_token(chunk.block_table, end), chunk.allowed_tokens))
+        for slot in batch.decodes:  # a proposal's rows: every write before any read, as a model's layers do
             self._write(slot.block_table, slot.position, (slot.token_id,))
-            sampled[slot.request_id] = self._allowed(self._next_token(slot.block_table, slot.position + 1),
-                                                     slot.allowed_tokens)
-        return StepOutput(step_id=batch.step_id, sampled=sampled)
+        for slot in batch.decodes:
+            rows.append(slot)
+            tokens.append(self._allowed(self._next_token(slot.block_table, slot.position + 1), slot.allowed_tokens))
+        return verify_proposals(batch.step_id, rows, tokens, [None] * len(rows))
 
     def close(self) -> None:
         self._cache = []
