@@ -9,10 +9,12 @@ How many tokens to ask for is `SpeculationRule`'s call, per request:
 
 - none past `speculative_disable_by_batch_size` running decodes: a verification row then costs about
   as much as the token it may save (the crossover measured in docs/benchmarks.md);
-- otherwise the k in 0 .. `num_speculative_tokens` with the most tokens per unit of step time, from the
-  request's own acceptance rate (a running average over its verifications) and the relative cost of
-  a verification row (`ROW_COST`): with per-token acceptance a, a verification of k proposed tokens
-  yields (1 - a^(k+1)) / (1 - a) tokens, and costs 1 + ROW_COST k decode steps;
+- otherwise the k in 0 .. `num_speculative_tokens` that makes the step yield the most tokens per unit
+  of time, from the request's own acceptance rate (a running average over its verifications) and the
+  cost of a verification row. With per-token acceptance a, verifying k proposed tokens yields
+  E = (1 - a^(k+1)) / (1 - a) tokens for the request, and a step of B decodes costs
+  `STEP_FIXED_ROWS` + B rows' time, so k is worth it when (B + E - 1) / (F + B + k) beats
+  B / (F + B): the more decodes share the step, the more a row costs in tokens it could have made;
 - a request whose rate has made k 0 is probed with one token every `PROBE_INTERVAL` decodes, so a
   text that turns copyable is noticed again.
 
@@ -30,9 +32,10 @@ from .batch import ScheduledBatch, StepOutput
 from .config import EngineConfig
 from .request import Request
 
-ROW_COST = 0.15
-"""A verification row's time over a batch-1 decode step's (the bundled CPU decode stack, SmolLM2-135M
-Q8_0 on a 2-core Zen 4: 1 + k rows cost about 1 + 0.15 k steps for k <= 8; docs/benchmarks.md)."""
+STEP_FIXED_ROWS = 4.0
+"""A decode step's time that does not grow with its rows, in rows' time: SmolLM2-135M Q8_0 on the CPU
+decode stack (2-core Zen 4) takes about 4.9 ms for one row and 1 ms more per row up to 16, so one
+row's time is a fifth of a batch-1 step (docs/benchmarks.md, "Speculative decoding")."""
 PRIOR_ACCEPTANCE = 0.6
 """A request's acceptance rate before its first verification: enough to try the full proposal."""
 SMOOTHING = 0.3
@@ -82,7 +85,7 @@ class SpeculationRule:
         counts = []
         for request in requests:
             record = self._record(request)
-            k = best_length(record.acceptance, self.max_tokens)
+            k = best_length(record.acceptance, self.max_tokens, len(requests))
             if k == 0:
                 record.skipped += 1
                 if record.skipped >= PROBE_INTERVAL:
@@ -104,13 +107,14 @@ class SpeculationRule:
         return record
 
 
-def best_length(acceptance: float, max_tokens: int) -> int:
-    """The k in 0 .. max_tokens with the most expected tokens per unit of step time (see the module
-    docstring); 0 when none beats decoding one token a step."""
-    best, best_rate = 0, 1.0
+def best_length(acceptance: float, max_tokens: int, num_decodes: int) -> int:
+    """The k in 0 .. max_tokens with which a step of `num_decodes` decodes yields the most expected
+    tokens per unit of time (see the module docstring); 0 when none beats proposing nothing."""
+    fixed = STEP_FIXED_ROWS + num_decodes
+    best, best_rate = 0, num_decodes / fixed
     for k in range(1, max_tokens + 1):
         expected = float(k + 1) if acceptance >= 1 else (1 - acceptance ** (k + 1)) / (1 - acceptance)
-        rate = expected / (1 + ROW_COST * k)
+        rate = (num_decodes + expected - 1) / (fixed + k)
         if rate > best_rate:
             best, best_rate = k, rate
     return best
