@@ -174,3 +174,10 @@ def test_structured_output_example_validates_a_city(run_example):
     assert text.startswith('text: {"name": "Paris", "country": ') and text.endswith("}  [stop]")
     assert obj.startswith("object: City(name='Paris', country=")
     assert sentence.startswith("Paris is in ") and sentence.endswith(" inhabitants.")
+
+
+def test_speculative_example_gives_the_same_answer_in_fewer_steps(run_example):
+    off, off_text, on, on_text = run_example("speculative.py").splitlines()
+    assert off_text == on_text and on_text.startswith("  The James Webb Space Telescope is a space telescope")
+    steps_off, steps_on = int(off.split(": ")[1].split()[0]), int(on.split(": ")[1].split()[0])
+    assert off.endswith("0 of 0 proposed tokens accepted") and steps_on < steps_off / 2

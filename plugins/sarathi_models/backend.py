@@ -13,6 +13,7 @@ turns here. Overlapping stages is the pipeline-parallel plugin's work, with one 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -36,8 +37,10 @@ from .cpu_ops import kernel_variant, kernels
 from .device import resolve_device, resolve_dtype
 from .inputs import StepInputs, build_step_inputs
 from .kv_cache import allocate_kv_cache, kv_cache_spec
+from .layers import Linear
 from .loader import load_model
 from .protocols import AttentionBackend, CausalLM, TokenSampler
+from .quant import QUANTIZED_MAX_ROWS
 from .quantize_model import prepack_model, quantize_model
 from .registry import ARCHITECTURES, ATTENTION_BACKENDS
 from .sampler import Sampler
@@ -83,7 +86,13 @@ class TorchModelBackend:
         self._cpu_threads = torch.get_num_threads()
 
     def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
-        return kv_cache_spec(self.model.config, config, self.device, self.dtype)
+        spec = kv_cache_spec(self.model.config, config, self.device, self.dtype)
+        if self.num_quantized_layers or any(isinstance(m, Linear) and m.quantized is not None
+                                            for m in self.model.modules()):  # type: ignore[attr-defined]
+            # quantized weights run their decode kernels up to QUANTIZED_MAX_ROWS rows; a larger step
+            # dequantizes every weight tile first (see `quant`), so speculation keeps within it
+            spec = dataclasses.replace(spec, max_decode_rows=QUANTIZED_MAX_ROWS)
+        return spec
 
     def start(self, config: EngineConfig, num_blocks: int) -> None:
         """Allocate `num_blocks` KV blocks of `config.block_size` tokens and attach them to the layers."""

@@ -35,6 +35,10 @@ class KVCacheSpec:
     default_token_budget: int | None = None
     """The per-step token budget the backend measures best on its device, used when the user sets no
     `token_budget`; None keeps `EngineConfig`'s default."""
+    max_decode_rows: int | None = None
+    """Most decode rows (decodes and their proposed tokens) one step runs on the backend's fast path,
+    where a step of more costs far more per row (the CPU kernels' quantized decode: 16); speculative
+    decoding proposes within it. None: no such limit."""
     default_prefix_caching: bool | None = None
     """Whether prefix caching should be on when the user does not say: on where the KV cache's memory
     is committed up front anyway (a GPU), so keeping freed blocks cached costs nothing; None keeps

@@ -16,7 +16,10 @@ How many tokens to ask for is `SpeculationRule`'s call, per request:
   `STEP_FIXED_ROWS` + B rows' time, so k is worth it when (B + E - 1) / (F + B + k) beats
   B / (F + B): the more decodes share the step, the more a row costs in tokens it could have made;
 - a request whose rate has made k 0 is probed with one token every `PROBE_INTERVAL` decodes, so a
-  text that turns copyable is noticed again.
+  text that turns copyable is noticed again;
+- the step's decode rows (each decode and its proposed tokens) stay within the backend's
+  `KVCacheSpec.max_decode_rows`, past which its decode path gets much dearer per row: the longest
+  proposals are shortened first.
 
 Imports only the standard library and the contract modules.
 """
@@ -73,9 +76,10 @@ class _Record:
 class SpeculationRule:
     """How many tokens to propose for each decode; see the module docstring."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, max_decode_rows: int | None = None) -> None:
         self.max_tokens = config.num_speculative_tokens
         self.disable_by_batch_size = config.speculative_disable_by_batch_size
+        self.max_decode_rows = max_decode_rows
         self._records: weakref.WeakKeyDictionary[Request, _Record] = weakref.WeakKeyDictionary()
 
     def num_tokens(self, requests: Sequence[Request]) -> list[int]:
@@ -91,6 +95,11 @@ class SpeculationRule:
                 if record.skipped >= PROBE_INTERVAL:
                     record.skipped, k = 0, 1
             counts.append(min(k, request.max_proposal_len))
+        if self.max_decode_rows is not None:
+            spare = self.max_decode_rows - len(requests)
+            while sum(counts) > max(0, spare):
+                longest = max(range(len(counts)), key=counts.__getitem__)
+                counts[longest] -= 1
         return counts
 
     def record(self, request: Request, num_proposed: int, num_accepted: int) -> None:
@@ -124,11 +133,12 @@ class Speculation:
     """The engine's proposal stage: asks the proposer for each decode's tokens between steps and
     counts what verification made of them (`engine.stats()`)."""
 
-    def __init__(self, proposer: Proposer, config: EngineConfig, vocab_size: int | None = None) -> None:
+    def __init__(self, proposer: Proposer, config: EngineConfig, vocab_size: int | None = None,
+                 max_decode_rows: int | None = None) -> None:
         self.proposer = proposer
         self.vocab_size = vocab_size
         """Proposed token ids must be below this (a draft with another vocabulary); None: unchecked."""
-        self.rule = SpeculationRule(config)
+        self.rule = SpeculationRule(config, max_decode_rows)
         self.num_proposed_tokens = 0
         """Proposed tokens that steps verified."""
         self.num_accepted_tokens = 0

@@ -82,7 +82,7 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
         speculation = None
         if config.speculative is not None:
             proposer = await anyio.to_thread.run_sync(_make_proposer, plugins, config, registries)
-            speculation = Speculation(proposer, config, spec.vocab_size)
+            speculation = Speculation(proposer, config, spec.vocab_size, spec.max_decode_rows)
     except BaseException:
         backend.close()
         raise

@@ -51,3 +51,18 @@ def test_lists_become_tuples_so_the_config_stays_frozen():
     assert config.block_plugins == ("a",) and config.load_entrypoint_plugins == ("b",)
     with pytest.raises(AttributeError):
         config.token_budget = 3
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"speculative": ""}, "speculative must be a proposer's name"),
+        ({"speculative": 3}, "speculative must be a proposer's name"),
+        ({"num_speculative_tokens": 0}, "num_speculative_tokens must be an integer >= 1"),
+        ({"speculative_disable_by_batch_size": 0}, "speculative_disable_by_batch_size must be an integer >= 1"),
+        ({"speculative": "ngram", "pipeline_parallel_size": 2}, "does not run with pipeline_parallel_size > 1"),
+    ],
+)
+def test_speculative_options_are_checked(options, words):
+    with pytest.raises(ConfigError, match=words):
+        EngineConfig(**options)

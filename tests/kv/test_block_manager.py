@@ -78,3 +78,18 @@ def test_the_block_freed_last_is_reused_first():
     assert kv.allocate(a, 8) and a.block_table == (0, 1)
     kv.free(a)
     assert kv.allocate(b, 8) and b.block_table == (0, 1)
+
+
+def test_trim_gives_back_the_blocks_past_the_computed_tokens_and_keeps_cached_ones():
+    manager = PagedBlockManager(num_blocks=8, block_size=4, enable_prefix_caching=True)
+    request = make_request("r", 9)
+    assert manager.allocate(request, 9)
+    request.num_computed_tokens = 9
+    request.output_token_ids = [50]
+    assert manager.allocate(request, 1 + 6)  # the new token and six proposed ones: positions 9 .. 15
+    assert len(request.block_table) == 4 and manager.num_free_blocks() == 4
+    request.num_computed_tokens = 11  # verification kept one proposed token
+    manager.trim(request)
+    assert len(request.block_table) == 3 and manager.num_free_blocks() == 5
+    manager.free(request)
+    assert manager.num_free_blocks() == 8 and manager.num_cached_blocks() == 2

@@ -36,7 +36,7 @@ def served(smollm2_folder, tmp_path_factory):
     env.pop("SARATHI_API_KEY", None)
     command = [str(SARATHI), "serve", str(smollm2_folder), "--port", str(port), "--api-key", KEY,
                "--max-body-bytes", "4096", "--served-model-name", "smol", "--max-num-seqs", "8",
-               "--shutdown-timeout", "1"]
+               "--shutdown-timeout", "1", "--speculative", "ngram", "--num-speculative-tokens", "3"]
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=default_sigint)
     base_url = f"http://127.0.0.1:{port}"
@@ -61,6 +61,7 @@ def served(smollm2_folder, tmp_path_factory):
 def test_bad_options_and_a_missing_model_fail_before_the_port_is_bound(tmp_path):
     for args, words in ((["--scheduler", "nope"], "unknown scheduler 'nope'"),
                         (["--token-budget", "0"], "token_budget must be an integer >= 1"),
+                        (["--speculative", "nope"], "unknown speculative proposer 'nope'"),
                         ([str(tmp_path / "nowhere")], "does not exist")):
         result = run_sarathi("serve", *args, cache_dir=tmp_path, timeout=60)
         assert result.returncode == 2 and words in result.stderr, result.stderr
@@ -74,6 +75,11 @@ def test_the_served_model_answers_with_the_key_and_refuses_without(served):
         reply = client.chat.completions.create(model="smol", messages=[{"role": "user", "content": "Hi"}],
                                                max_tokens=4, temperature=0)
         assert reply.usage.completion_tokens >= 1
+        text = "alpha beta gamma delta epsilon zeta eta theta iota kappa"  # served with --speculative ngram
+        copied = client.chat.completions.create(
+            model="smol", messages=[{"role": "user", "content": f"Repeat exactly: {text}"}], max_tokens=40,
+            temperature=0)
+        assert "alpha beta gamma" in copied.choices[0].message.content
     for headers in ({}, {"Authorization": "Bearer not-the-key"}):
         response = httpx.get(base_url + "/v1/models", headers=headers, timeout=10)
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"

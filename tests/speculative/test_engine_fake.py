@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from sarathi_sdk import Engine, Request, SamplingParams, hookimpl
+from sarathi_sdk import ConfigError, Engine, Request, SamplingParams, hookimpl
 from sarathi_sdk.testing import FakeBackend
 
 VOCAB = 1000
@@ -145,3 +145,12 @@ async def test_abort_mid_verification_and_preemption_free_every_block():
     assert all(len(o.token_ids) == 60 for o in outputs)
     assert stats.num_preemptions > 0
     assert stats.kv_blocks_free == stats.kv_blocks_total
+
+
+@pytest.mark.parametrize(("speculative", "words"), [("nope", "unknown speculative proposer 'nope'"),
+                                                    ("ngram:3", "takes no argument"),
+                                                    ("draft", "needs the draft model's")])
+async def test_an_unknown_or_malformed_proposer_fails_at_start(speculative, words):
+    engine = Engine(backend=FakeBackend(), speculative=speculative)
+    with pytest.raises(ConfigError, match=words):
+        await engine.start()

@@ -76,3 +76,41 @@ def test_a_batch_without_constrained_rows_is_passed_as_it_is():
     assert constrain(batch, {}.get, backend) is batch
     assert constrain(batch, {"d1": Matcher(1)}.get, None) is batch
     assert backend.allocated == []
+
+
+class CountingMatcher:
+    """Allows exactly the token after the last one accepted (0 first); undoes with `rollback`."""
+
+    def __init__(self) -> None:
+        self.accepted: list[int] = []
+
+    def fill_bitmask(self, bitmask, row):
+        token = self.accepted[-1] + 1 if self.accepted else 0
+        bitmask[row] = 0
+        bitmask[row, token // 32] = 1 << (token % 32)
+
+    def accept(self, token_id):
+        if token_id != (self.accepted[-1] + 1 if self.accepted else 0):
+            return False
+        self.accepted.append(token_id)
+        return True
+
+    def rollback(self, num_tokens):
+        del self.accepted[len(self.accepted) - num_tokens:]
+
+    @property
+    def is_terminated(self):
+        return False
+
+
+def test_a_proposal_gets_the_mask_after_each_proposed_token_and_the_matcher_is_rolled_back():
+    matcher = CountingMatcher()
+    matcher.accept(0)
+    slot = DecodeSlot("d", 0, 3, (0,), PARAMS, proposal=(1, 2, 9, 4))  # 9: outside the grammar
+    batch = constrain(ScheduledBatch(1, decodes=(slot,)), {"d": matcher}.get, Backend())
+    (out,) = batch.decodes
+    assert allowed_token(out.allowed_tokens) == 1
+    # after 1, after 2; after the refused 9 (and everything later) the mask repeats: never used, since
+    # the mask before 9 does not allow it, so verification stops there
+    assert [allowed_token(m) for m in out.proposal_allowed_tokens] == [2, 3, 3, 3]
+    assert matcher.accepted == [0]

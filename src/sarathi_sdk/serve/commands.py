@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "SARATHI_API_KEY"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-ENGINE_OPTIONS = ("scheduler", "token_budget", "max_num_seqs", "max_waiting_requests", "enable_prefix_caching")
+ENGINE_OPTIONS = ("scheduler", "token_budget", "max_num_seqs", "max_waiting_requests", "enable_prefix_caching",
+                  "speculative", "num_speculative_tokens")
 
 
 def add_parser(commands: Any) -> None:
@@ -56,6 +57,10 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--enable-prefix-caching", action="store_true", default=None,
                        help="reuse the KV of prompt prefixes earlier requests computed (a shared system prompt, "
                             "earlier turns of a conversation)")
+    serve.add_argument("--speculative", help='speculative decoding: "ngram" (prompt lookup) or "draft:PATH" '
+                                             "(a smaller model with the same tokenizer); default off")
+    serve.add_argument("--num-speculative-tokens", type=_positive,
+                       help="most tokens proposed per decode and step with --speculative (default 4)")
     serve.add_argument("--shutdown-timeout", type=_seconds, default=DEFAULT_SHUTDOWN_TIMEOUT,
                        help="seconds open requests may take to finish on Ctrl-C / SIGTERM before they are aborted "
                             f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g})")
@@ -84,11 +89,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_engine_options(model: str | None, options: dict[str, Any]) -> None:
-    """The engine config's own checks, and the scheduler's name against the registered ones."""
+    """The engine config's own checks, and the scheduler's and proposer's names against the registered
+    ones."""
     config = EngineConfig.from_options(model, **options)
-    schedulers = PluginManager(config).registry("sarathi_register_schedulers")
+    plugins = PluginManager(config)
+    schedulers = plugins.registry("sarathi_register_schedulers")
     if config.scheduler not in schedulers:
         raise ConfigError(f"unknown scheduler {config.scheduler!r}; registered: {', '.join(sorted(schedulers))}")
+    proposers = plugins.registry("sarathi_register_proposers")
+    name = (config.speculative or "").partition(":")[0]
+    if config.speculative is not None and name not in proposers:
+        raise ConfigError(f"unknown speculative proposer {name!r}; registered: {', '.join(sorted(proposers))}")
 
 
 def _port(text: str) -> int:
