@@ -67,11 +67,13 @@ async def together(engine: Engine, prompts: Sequence[str], batch: int) -> dict[s
 async def batch16(engine: Engine) -> dict[str, float]:
     """16 requests of 48 tokens after 32-token prompts: tokens/s over the wall time, P99 TBT."""
     params = SamplingParams(max_tokens=48, temperature=0, ignore_eos=True)
+    before = engine.stats()
     start = time.perf_counter()
     outputs = await gather(*(engine.complete(token_prompt(PROMPT_LEN, i), params) for i in range(16)))
     elapsed = time.perf_counter() - start
     tbts = sorted(t for o in outputs for t in final_metrics(o).tbts)
-    return {"tok_s": sum(len(o.token_ids) for o in outputs) / elapsed, "tbt_p99": tbts[int(0.99 * (len(tbts) - 1))]}
+    return {"tok_s": sum(len(o.token_ids) for o in outputs) / elapsed, "tbt_p99": tbts[int(0.99 * (len(tbts) - 1))],
+            **_counts(engine, before, sum(len(o.token_ids) for o in outputs), 16)}
 
 
 async def _chat(engine: Engine, prompt: str) -> RequestOutput:
@@ -110,7 +112,9 @@ async def run(model: str | None, repeats: int) -> dict[str, Any]:
                 for name in ("off", "ngram_always") if repeat % 2 == 0 else ("ngram_always", "off"):
                     results.setdefault(f"b{batch}_{name}", []).append(await together(engines[name], COPY, batch))
             for name in order:
-                results.setdefault(f"mixed_{name}", []).append(await mixed_run(engines[name], None))
+                before = engines[name].stats()
+                mixed_result = await mixed_run(engines[name], None)
+                results.setdefault(f"mixed_{name}", []).append({**mixed_result, **_counts(engines[name], before, 0, 0)})
                 results.setdefault(f"batch16_{name}", []).append(await batch16(engines[name]))
         machine = describe("cpu", kernel_variant_of(probe.backend))
     finally:
