@@ -43,16 +43,20 @@ GREEDY = SamplingParams(max_tokens=MAX_TOKENS, temperature=0)
 
 
 async def alone(engine: Engine, prompts: Sequence[str]) -> dict[str, float]:
-    """Batch-1 decode tokens/s of each prompt run alone (median), with the step and acceptance counts."""
+    """Batch-1 decode tokens/s of each prompt run alone (median, and each prompt's own: `p0_tok_s`
+    ...), with the step and acceptance counts."""
     before = engine.stats()
-    rates, tokens = [], 0
-    for prompt in prompts:
+    rates, tokens, per_prompt = [], 0, {}
+    for i, prompt in enumerate(prompts):
+        start = engine.stats()
         out = await _chat(engine, prompt)
         metrics = final_metrics(out)
         assert metrics.first_token_time is not None
         rates.append((len(out.token_ids) - 1) / (metrics.finished_time - metrics.first_token_time))
         tokens += len(out.token_ids)
-    return {"tok_s": statistics.median(rates), **_counts(engine, before, tokens, len(prompts))}
+        per_prompt[f"p{i}_tok_s"] = rates[-1]
+        per_prompt[f"p{i}_tokens_per_step"] = _counts(engine, start, len(out.token_ids), 1)["tokens_per_step"]
+    return {"tok_s": statistics.median(rates), **_counts(engine, before, tokens, len(prompts)), **per_prompt}
 
 
 async def together(engine: Engine, prompts: Sequence[str], batch: int) -> dict[str, float]:
