@@ -17,7 +17,6 @@ TEXT = ("The James Webb Space Telescope is a space telescope designed to conduct
         "Its instruments allow it to view objects too old, distant, or faint for the Hubble Space Telescope.")
 
 
-# --8<-- [start:answer]
 async def answer(model: str | None, max_tokens: int, speculative: str | None) -> None:
     question = [{"role": "user", "content": f"Repeat the following text exactly, word for word:\n\n{TEXT}"}]
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
@@ -27,7 +26,6 @@ async def answer(model: str | None, max_tokens: int, speculative: str | None) ->
     print(f"speculative={speculative}: {stats.num_steps} steps, {stats.num_accepted_tokens} of "
           f"{stats.num_proposed_tokens} proposed tokens accepted")
     print(f"  {text}")
-# --8<-- [end:answer]
 
 
 async def main(model: str | None, max_tokens: int) -> None:
