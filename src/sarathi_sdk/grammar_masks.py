@@ -60,9 +60,11 @@ def _fill_proposed(matcher: GrammarMatcher, proposal: tuple[int, ...], bitmask: 
     accepted = 0
     following = True
     for token_id in proposal:
-        following = following and not matcher.is_terminated and matcher.accept(token_id)
+        following = following and matcher.accept(token_id)
         if following:
             accepted += 1
+            following = not matcher.is_terminated  # a stop token: the grammar has no next mask
+        if following:
             matcher.fill_bitmask(bitmask, index)
         else:
             bitmask[index] = bitmask[index - 1]

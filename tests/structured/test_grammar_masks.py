@@ -114,3 +114,24 @@ def test_a_proposal_gets_the_mask_after_each_proposed_token_and_the_matcher_is_r
     # the mask before 9 does not allow it, so verification stops there
     assert [allowed_token(m) for m in out.proposal_allowed_tokens] == [2, 3, 3, 3]
     assert matcher.accepted == [0]
+
+
+class StopsAfterTwo(CountingMatcher):
+    """Terminates on token 2 (its stop token), and, like xgrammar, has no mask once terminated."""
+
+    @property
+    def is_terminated(self):
+        return bool(self.accepted) and self.accepted[-1] == 2
+
+    def fill_bitmask(self, bitmask, row):
+        assert not self.is_terminated, "no next mask after the stop token"
+        super().fill_bitmask(bitmask, row)
+
+
+def test_a_proposal_through_the_stop_token_asks_no_mask_after_it():
+    matcher = StopsAfterTwo()
+    matcher.accept(0)
+    slot = DecodeSlot("d", 0, 3, (0,), PARAMS, proposal=(1, 2, 3))
+    (out,) = constrain(ScheduledBatch(1, decodes=(slot,)), {"d": matcher}.get, Backend()).decodes
+    assert [allowed_token(m) for m in out.proposal_allowed_tokens] == [2, 2, 2]
+    assert matcher.accepted == [0] and not matcher.is_terminated
