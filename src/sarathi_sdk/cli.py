@@ -48,6 +48,7 @@ REGISTRIES = (
     ("schedulers", "sarathi_register_schedulers"),
     ("model architectures", "sarathi_register_model_architectures"),
     ("attention backends", "sarathi_register_attention_backends"),
+    ("proposers", "sarathi_register_proposers"),
 )
 
 
@@ -104,11 +105,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="batch policy by name: sarathi (default), vllm, orca, static")
     parser.add_argument("--enable-prefix-caching", action="store_true",
                         help="reuse the KV of earlier turns: each chat turn prefills only what is new")
+    parser.add_argument("--speculative", help='speculative decoding: "ngram" (prompt lookup) or "draft:PATH"; '
+                                              "the same answer, in fewer steps when it copies from the prompt")
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The engine the options describe, every option checked before any weight loads: the config's
-    own checks, and the scheduler's name against the schedulers the plugins register."""
+    own checks, and the scheduler's and proposer's names against those the plugins register."""
     options: dict[str, Any] = {}
     if args.scheduler is not None:
         options["scheduler"] = args.scheduler
@@ -116,13 +119,10 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         options["token_budget"] = args.token_budget
     if args.enable_prefix_caching:
         options["enable_prefix_caching"] = True
-    engine = Engine(args.model, **options)
-    schedulers = PluginManager(engine.config).registry("sarathi_register_schedulers")
-    if engine.config.scheduler not in schedulers:
-        raise ConfigError(
-            f"unknown scheduler {engine.config.scheduler!r}; registered: {', '.join(sorted(schedulers))}"
-        )
-    return engine
+    if args.speculative is not None:
+        options["speculative"] = args.speculative
+    serve_commands.check_engine_options(args.model, options)
+    return Engine(args.model, **options)
 
 
 async def read_line() -> str:

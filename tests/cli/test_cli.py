@@ -40,6 +40,7 @@ def test_plugins_lists_plugins_and_registries(tmp_path):
     assert {"sarathi", "vllm", "orca", "static"} <= sections["schedulers"]
     assert "LlamaForCausalLM" in sections["model architectures"]
     assert "torch" in sections["attention backends"]
+    assert {"ngram", "draft"} <= sections["proposers"]
 
 
 def _sections(text: str) -> dict[str, set[str]]:

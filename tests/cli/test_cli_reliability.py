@@ -38,6 +38,9 @@ def test_an_unknown_scheduler_is_refused_before_the_model_loads(tmp_path):
     result = run_sarathi("generate", "Hi", "--model", str(missing), "--scheduler", "nope", cache_dir=tmp_path)
     assert result.returncode == 2
     assert "unknown scheduler 'nope'" in result.stderr and "sarathi" in result.stderr
+    result = run_sarathi("chat", "--model", str(missing), "--speculative", "nope", cache_dir=tmp_path)
+    assert result.returncode == 2
+    assert "unknown speculative proposer 'nope'" in result.stderr and "ngram" in result.stderr
 
 
 def test_the_first_run_announces_its_gguf_index(sp_model, tmp_path, caplog):
