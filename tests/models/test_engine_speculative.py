@@ -124,3 +124,12 @@ async def test_sampled_tokens_keep_their_distribution_under_rejection_sampling(c
     for position in (1, 2):  # the decode's own sample, and the one after an accepted proposed token
         p = chi_squared_p([o.token_ids[position] for o in on], [o.token_ids[position] for o in off])
         assert p > 0.01, (position, p)
+
+
+async def test_penalties_see_the_proposed_tokens_before_each_position(checkpoint):
+    params = SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, repetition_penalty=1.3,
+                            frequency_penalty=0.2)
+    off, _ = await run(checkpoint, params)
+    on, stats = await run(checkpoint, params, speculative=f"draft:{checkpoint('llama')}")
+    assert [o.token_ids for o in on] == [o.token_ids for o in off]
+    assert stats.num_accepted_tokens > 0
