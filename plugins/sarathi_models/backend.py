@@ -87,8 +87,8 @@ class TorchModelBackend:
 
     def kv_cache_spec(self, config: EngineConfig) -> KVCacheSpec:
         spec = kv_cache_spec(self.model.config, config, self.device, self.dtype)
-        if self.num_quantized_layers or any(isinstance(m, Linear) and m.quantized is not None
-                                            for m in self.model.modules()):  # type: ignore[attr-defined]
+        if self.device.type == "cpu" and any(isinstance(m, Linear) and m.quantized is not None
+                                             for m in self.model.modules()):  # type: ignore[attr-defined]
             # quantized weights run their decode kernels up to QUANTIZED_MAX_ROWS rows; a larger step
             # dequantizes every weight tile first (see `quant`), so speculation keeps within it
             spec = dataclasses.replace(spec, max_decode_rows=QUANTIZED_MAX_ROWS)

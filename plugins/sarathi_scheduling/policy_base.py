@@ -99,7 +99,7 @@ class PolicyBase:
             self._advance(chunk.request_id, len(chunk.token_ids), chunk.is_last_chunk, output, finished)
         for slot in batch.decodes:
             accepted = output.accepted.get(slot.request_id, ())
-            if accepted != slot.proposal[: len(accepted)]:
+            if accepted and accepted != slot.proposal[: len(accepted)]:
                 raise RuntimeError(f"request {slot.request_id}: the backend accepted {accepted}, "
                                    f"not a prefix of the proposed {slot.proposal}")
             request = self._advance(slot.request_id, 1 + len(accepted), True, output, finished)

@@ -164,15 +164,14 @@ class Speculation:
                 tokens.append(int(token))
             request.proposal = tuple(tokens)
 
-    def record(self, batch: ScheduledBatch, output: StepOutput, requests: dict[str, Request]) -> None:
+    def record(self, batch: ScheduledBatch, output: StepOutput, requests: Sequence[Request]) -> None:
         """Count a step's verifications, and tell the rule each request's outcome (`requests`: the
-        batch's requests by id)."""
-        for slot in batch.decodes:
+        batch's requests, in `batch.request_ids` order)."""
+        decoding = requests[len(batch.prefills):]
+        for slot, request in zip(batch.decodes, decoding):
             if not slot.proposal or slot.request_id not in output.sampled:
                 continue
             num_accepted = len(output.accepted.get(slot.request_id, ()))
             self.num_proposed_tokens += len(slot.proposal)
             self.num_accepted_tokens += num_accepted
-            request = requests.get(slot.request_id)
-            if request is not None:
-                self.rule.record(request, len(slot.proposal), num_accepted)
+            self.rule.record(request, len(slot.proposal), num_accepted)

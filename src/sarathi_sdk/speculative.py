@@ -54,7 +54,7 @@ def verification_rows(slot: DecodeSlot) -> tuple[DecodeSlot, ...]:
 
 
 def verify_proposals(step_id: int, rows: Sequence[PrefillChunk | DecodeSlot], token_ids: Sequence[int | None],
-             logprobs: Sequence[TokenLogprobs | None], failed: dict[str, str] | None = None) -> StepOutput:
+                     logprobs: Sequence[TokenLogprobs | None], failed: dict[str, str] | None = None) -> StepOutput:
     """The step's output from one sample per row of the expanded batch (`token_ids[i]` None where row i's
     sampling failed, the reason in `failed`): a row group of one request's verification becomes its
     accepted tokens and the token after them. A verification row that failed ends the group before it;
@@ -64,28 +64,31 @@ def verify_proposals(step_id: int, rows: Sequence[PrefillChunk | DecodeSlot], to
     chosen_logprobs: dict[str, TokenLogprobs] = {}
     accepted: dict[str, tuple[int, ...]] = {}
     accepted_logprobs: dict[str, tuple[TokenLogprobs, ...]] = {}
-    i = 0
-    while i < len(rows):
-        request_id = rows[i].request_id
-        end = i + 1
+    first = 0
+    while first < len(rows):
+        request_id = rows[first].request_id
+        end = first + 1
         while end < len(rows) and rows[end].request_id == request_id:
             end += 1
-        group = range(i, end)
-        i = end
-        if token_ids[group[0]] is None:
+        proposed = [row.token_id for row in rows[first + 1 : end] if isinstance(row, DecodeSlot)]  # [k]
+        samples = token_ids[first:end]  # [1 + k]
+        lps = logprobs[first:end]  # [1 + k]
+        first = end
+        token = samples[0]
+        if token is None:
             continue  # its reason is in `failed` already
         failed.pop(request_id, None)
-        kept = group[0]
-        for row in group[1:]:  # row `row` verifies its own token, the proposed one
-            if token_ids[row] is None or token_ids[row - 1] != rows[row].token_id:  # type: ignore[union-attr]
-                break
-            kept = row
-        if kept > group[0]:
-            accepted[request_id] = tuple(rows[row].token_id for row in range(group[0] + 1, kept + 1))  # type: ignore[union-attr]
-            if logprobs[group[0]] is not None:
-                accepted_logprobs[request_id] = tuple(logprobs[row] for row in range(group[0], kept))  # type: ignore[misc]
-        sampled[request_id] = token_ids[kept]  # type: ignore[assignment]
-        if logprobs[kept] is not None:
-            chosen_logprobs[request_id] = logprobs[kept]  # type: ignore[assignment]
+        kept = 0  # proposed tokens accepted: the sample before each equals it, and its own sample ran
+        while kept < len(proposed) and token == proposed[kept] and (following := samples[kept + 1]) is not None:
+            kept += 1
+            token = following
+        sampled[request_id] = token
+        if kept:
+            accepted[request_id] = tuple(proposed[:kept])
+        chosen = lps[kept]
+        if chosen is not None:
+            chosen_logprobs[request_id] = chosen
+            if kept:
+                accepted_logprobs[request_id] = tuple(lp for lp in lps[:kept] if lp is not None)
     return StepOutput(step_id=step_id, sampled=sampled, logprobs=chosen_logprobs, accepted=accepted,
                       accepted_logprobs=accepted_logprobs, failed=failed)

@@ -10,7 +10,6 @@ Imports anyio, the standard library, the contract modules and the plugin manager
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Set
 from typing import Any
 
@@ -53,16 +52,12 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
     registries = plugins.registries()
     tokenizer = None
     if given_backend is None or config.model is not None:
-        resolved = await anyio.to_thread.run_sync(functools.partial(hook.sarathi_resolve_model, config=config))
-        if resolved is not None:
-            config = dataclasses.replace(config, model=resolved)
+        config = await anyio.to_thread.run_sync(_resolve_model, plugins, config)
         tokenizer = hook.sarathi_make_tokenizer(config=config)
         release_free_memory()  # the tokenizer's parsing temporaries, before the model lands on top
     backend = given_backend
     if backend is None:
-        sampler = hook.sarathi_make_sampler(config=config)
-        make = functools.partial(hook.sarathi_make_backend, config=config, registries=registries, sampler=sampler)
-        backend = _required(await anyio.to_thread.run_sync(make), "model backend")
+        backend = await anyio.to_thread.run_sync(_make_backend, plugins, config, registries)
         release_free_memory()
     try:
         spec = backend.kv_cache_spec(config)
@@ -90,21 +85,28 @@ async def build_parts(config: EngineConfig, given_options: Set[str], given_backe
                  Admission(config, spec, kv, tokenizer), structured, speculation)
 
 
+def _resolve_model(plugins: PluginManager, config: EngineConfig) -> EngineConfig:
+    """`config` with `model` turned into the checkpoint folder `sarathi_resolve_model` gives."""
+    resolved = plugins.hook.sarathi_resolve_model(config=config)
+    return config if resolved is None else dataclasses.replace(config, model=resolved)
+
+
+def _make_backend(plugins: PluginManager, config: EngineConfig, registries: Registries) -> ModelBackend:
+    """The model backend of `config.model` (resolved), with the sampler `sarathi_make_sampler` builds."""
+    sampler = plugins.hook.sarathi_make_sampler(config=config)
+    backend = plugins.hook.sarathi_make_backend(config=config, registries=registries, sampler=sampler)
+    return _required(backend, "model backend")  # type: ignore[no-any-return]
+
+
 def _make_proposer(plugins: PluginManager, config: EngineConfig, registries: Registries) -> Proposer:
-    """The proposer `config.speculative` names; a draft model it needs is built like the engine's own
-    backend (resolved through `sarathi_resolve_model`, so a .gguf file works too)."""
-    hook = plugins.hook
+    """The proposer `config.speculative` names; a draft model it needs is built as the engine built its
+    own backend (so a .gguf file works too)."""
 
     def make_backend(model: str) -> ModelBackend:
-        draft = dataclasses.replace(config, model=model, speculative=None)
-        resolved = hook.sarathi_resolve_model(config=draft)
-        if resolved is not None:
-            draft = dataclasses.replace(draft, model=resolved)
-        sampler = hook.sarathi_make_sampler(config=draft)
-        backend = hook.sarathi_make_backend(config=draft, registries=registries, sampler=sampler)
-        return _required(backend, "model backend")  # type: ignore[no-any-return]
+        draft = _resolve_model(plugins, dataclasses.replace(config, model=model, speculative=None))
+        return _make_backend(plugins, draft, registries)
 
-    proposer = hook.sarathi_make_proposer(config=config, registries=registries, make_backend=make_backend)
+    proposer = plugins.hook.sarathi_make_proposer(config=config, registries=registries, make_backend=make_backend)
     return _required(proposer, "speculative-decoding proposer")  # type: ignore[no-any-return]
 
 

@@ -140,7 +140,7 @@ class StepLoop:
                 self._process(step, step.result())
                 in_flight.popleft()
                 if self._speculation is not None:
-                    await self._propose(step.requests)
+                    await self._propose(self._speculation, step.requests)
         finally:
             for step in in_flight:  # never processed: free what only `update` would have freed
                 for request in step.requests:
@@ -153,17 +153,15 @@ class StepLoop:
             self._live.fail(request_id, RuntimeError(f"sampling failed: {reason}"))
         finished = self._policy.update(batch, output)
         if self._speculation is not None:
-            self._speculation.record(batch, output, {r.request_id: r for r in step.requests})
+            self._speculation.record(batch, output, step.requests)
         self.num_steps += 1
         self.num_tokens += batch.num_tokens
         self._live.emit(output, finished, time.perf_counter())
         self._on_step_end(batch)
 
-    async def _propose(self, requests: list[Request]) -> None:
+    async def _propose(self, speculation: Speculation, requests: list[Request]) -> None:
         """Proposals for the step's requests that are decodes now, before the next step is formed
         (speculative decoding runs one batch in flight, so none of them is in another)."""
-        speculation = self._speculation
-        assert speculation is not None
         decodes = [r for r in requests if r.is_decode and not r.is_finished and not r.proposal
                    and ((matcher := self._live.matcher(r.request_id)) is None or can_roll_back(matcher))]
         planned, counts = speculation.plan(decodes)
