@@ -196,6 +196,8 @@ class PolicyBase:
         limit) lasts and free blocks do (a proposal never preempts anyone)."""
         speculated: dict[str, int] = {}
         for request in decodes:
+            if not request.proposal:
+                continue
             if room is not None and room <= 0:
                 break
             k = min(len(request.proposal), request.max_proposal_len)

@@ -47,6 +47,9 @@ class _DraftState:
     request: Request
     blocks: list[int] = field(default_factory=list)
     fed: list[int] = field(default_factory=list)
+    num_known: int = 0
+    """Leading tokens of `fed` that were the request's own at the last call: a request's tokens only
+    grow, so they still are, and only the draft's guesses after them need checking."""
 
 
 class DraftModelProposer:
@@ -78,7 +81,7 @@ class DraftModelProposer:
             start = len(state.fed)
             chunks.append(PrefillChunk(request.request_id, tuple(tokens[start:]), start, tuple(state.blocks), True,
                                        _GREEDY))
-            state.fed = tokens
+            state.fed, state.num_known = tokens, len(tokens)
             wanted[request.request_id] = k
         if chunks:
             self._take(self._run(ScheduledBatch(self._next_step(), prefills=tuple(chunks))), proposals)
@@ -106,8 +109,8 @@ class DraftModelProposer:
         if state is None:
             state = self._states[request.request_id] = _DraftState(request)
         num_tokens = request.num_tokens
-        same = 0
         limit = min(len(state.fed), num_tokens - 1)
+        same = min(state.num_known, limit)
         while same < limit and state.fed[same] == request.token_at(same):
             same += 1
         del state.fed[same:]

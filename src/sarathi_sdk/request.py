@@ -122,7 +122,7 @@ class Request:
             block_table=self.block_table,
             sampling_params=self.sampling_params,
             history=self._history(),
-            proposal=self.proposal[:num_proposed],
+            proposal=self.proposal[:num_proposed] if num_proposed else (),
         )
 
     @property
